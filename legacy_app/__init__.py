@@ -1,0 +1,48 @@
+"""The demo shop: a plain Flask + Flask-SQLAlchemy CRUD app with a JSON API."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from typing import Any
+
+from flask import Flask
+
+from . import models  # noqa: F401  (registers the tables on db.metadata)
+from .config import config_from_env
+from .db_setup import configure_sqlite
+from .errors import register_error_handlers
+from .extensions import db
+
+__all__ = ["create_app", "db"]
+
+
+def create_app(config: Mapping[str, Any] | None = None) -> Flask:
+    app = Flask(__name__, instance_relative_config=True)
+    os.makedirs(app.instance_path, exist_ok=True)
+    app.config.from_mapping(config_from_env(app.instance_path))
+    if config:
+        app.config.from_mapping(config)
+    app.json.sort_keys = False  # type: ignore[attr-defined]
+
+    db.init_app(app)
+    with app.app_context():
+        configure_sqlite(db.engine)
+
+    register_error_handlers(app)
+    _register_blueprints(app)
+    _register_commands(app)
+    return app
+
+
+def _register_blueprints(app: Flask) -> None:
+    from .api import customers, meta, orders, products, reports
+
+    for module in (products, customers, orders, reports, meta):
+        app.register_blueprint(module.bp)
+
+
+def _register_commands(app: Flask) -> None:
+    from .seed import seed_command
+
+    app.cli.add_command(seed_command)

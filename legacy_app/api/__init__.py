@@ -1,0 +1,1 @@
+"""The shop's JSON API, one blueprint per resource."""
