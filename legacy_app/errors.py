@@ -14,6 +14,8 @@ from flask import Flask, Response, jsonify
 from pydantic import ValidationError
 from werkzeug.exceptions import HTTPException
 
+from .extensions import db
+
 log = logging.getLogger(__name__)
 
 
@@ -76,6 +78,8 @@ def validation_error_from_pydantic(exc: ValidationError, *, prefix: str = "") ->
 
 
 def error_response(err: ApiError) -> tuple[Response, int]:
+    # A failed request must leave no trace: drop whatever the view flushed so far.
+    db.session.rollback()
     return jsonify(err.to_dict()), err.status
 
 
