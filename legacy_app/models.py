@@ -28,7 +28,7 @@ ALLOWED_TRANSITIONS: dict[OrderStatus, frozenset[OrderStatus]] = {
 }
 
 
-class Category(db.Model):  # type: ignore[name-defined,misc]
+class Category(db.Model):  # type: ignore[name-defined]
     __tablename__ = "categories"
 
     id: Mapped[int] = mapped_column(primary_key=True)
@@ -37,7 +37,7 @@ class Category(db.Model):  # type: ignore[name-defined,misc]
     products: Mapped[list[Product]] = relationship(back_populates="category")
 
 
-class Product(db.Model):  # type: ignore[name-defined,misc]
+class Product(db.Model):  # type: ignore[name-defined]
     __tablename__ = "products"
     __table_args__ = (
         CheckConstraint("price_cents >= 0", name="price_not_negative"),
@@ -62,7 +62,7 @@ class Product(db.Model):  # type: ignore[name-defined,misc]
     )
 
 
-class Stock(db.Model):  # type: ignore[name-defined,misc]
+class Stock(db.Model):  # type: ignore[name-defined]
     __tablename__ = "stock"
     __table_args__ = (CheckConstraint("quantity >= 0", name="quantity_not_negative"),)
 
@@ -73,7 +73,7 @@ class Stock(db.Model):  # type: ignore[name-defined,misc]
     product: Mapped[Product] = relationship(back_populates="stock")
 
 
-class Customer(db.Model):  # type: ignore[name-defined,misc]
+class Customer(db.Model):  # type: ignore[name-defined]
     __tablename__ = "customers"
 
     id: Mapped[int] = mapped_column(primary_key=True)
@@ -84,7 +84,7 @@ class Customer(db.Model):  # type: ignore[name-defined,misc]
     orders: Mapped[list[Order]] = relationship(back_populates="customer")
 
 
-class Order(db.Model):  # type: ignore[name-defined,misc]
+class Order(db.Model):  # type: ignore[name-defined]
     __tablename__ = "orders"
     __table_args__ = (
         CheckConstraint(
@@ -108,7 +108,7 @@ class Order(db.Model):  # type: ignore[name-defined,misc]
     )
 
 
-class OrderLine(db.Model):  # type: ignore[name-defined,misc]
+class OrderLine(db.Model):  # type: ignore[name-defined]
     __tablename__ = "order_lines"
     __table_args__ = (
         CheckConstraint("quantity > 0", name="quantity_positive"),
@@ -126,7 +126,7 @@ class OrderLine(db.Model):  # type: ignore[name-defined,misc]
     product: Mapped[Product] = relationship()
 
 
-class Review(db.Model):  # type: ignore[name-defined,misc]
+class Review(db.Model):  # type: ignore[name-defined]
     __tablename__ = "reviews"
     __table_args__ = (CheckConstraint("rating BETWEEN 1 AND 5", name="rating_range"),)
 

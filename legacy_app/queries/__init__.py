@@ -1,0 +1,1 @@
+"""Read queries over the normalized tables, returning plain JSON-ready dicts."""

@@ -1,0 +1,1 @@
+"""Domain operations on the shop's write model; callers own the transaction."""
