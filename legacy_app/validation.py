@@ -76,6 +76,8 @@ def query_str(name: str, *, max_length: int = 200) -> str | None:
     if raw is None:
         return None
     raw = raw.strip()
+    if "\x00" in raw:
+        raise Unprocessable("must not contain NUL characters", field=name)
     if len(raw) > max_length:
         raise Unprocessable(f"must be at most {max_length} characters", field=name)
     return raw or None

@@ -9,9 +9,9 @@ from pydantic import AfterValidator, Field, field_validator, model_validator
 
 from ..errors import NotFound
 from ..extensions import db
+from ..fields import MAX_DB_INT, Storable
 from ..queries import customers as queries
 from ..services import customers as services
-from ..services.catalog import MAX_DB_INT
 from ..validation import StrictBody, page_envelope, pagination, parse_body, query_str
 
 bp = Blueprint("customers", __name__, url_prefix="/api")
@@ -23,8 +23,8 @@ def _has_at_sign(value: str) -> str:
     return value.lower()
 
 
-Email = Annotated[str, Field(min_length=3, max_length=254), AfterValidator(_has_at_sign)]
-Name = Annotated[str, Field(min_length=1, max_length=200)]
+Email = Annotated[str, Field(min_length=3, max_length=254), Storable, AfterValidator(_has_at_sign)]
+Name = Annotated[str, Field(min_length=1, max_length=200), Storable]
 
 
 class CustomerCreate(StrictBody):

@@ -9,15 +9,14 @@ from pydantic import Field
 
 from ..errors import NotFound
 from ..extensions import db
+from ..fields import MAX_DB_INT
+from ..fields import DbId as Id
 from ..models import OrderStatus
 from ..queries import orders as queries
 from ..services import orders as services
-from ..services.catalog import MAX_DB_INT
 from ..validation import StrictBody, parse_body
 
 bp = Blueprint("orders", __name__, url_prefix="/api")
-
-Id = Annotated[int, Field(ge=1, le=MAX_DB_INT)]
 
 
 class OrderLineBody(StrictBody):

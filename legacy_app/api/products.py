@@ -5,14 +5,15 @@ from __future__ import annotations
 from typing import Annotated, Any
 
 from flask import Blueprint, Response
-from pydantic import AfterValidator, Field, field_validator
+from pydantic import Field, field_validator
 from sqlalchemy.orm import Session
 
 from ..errors import NotFound, Unprocessable
 from ..extensions import db
+from ..fields import MAX_DB_INT, Cents, Storable
+from ..fields import DbId as Id
 from ..queries import catalog as queries
 from ..services import catalog as services
-from ..services.catalog import MAX_DB_INT
 from ..validation import (
     StrictBody,
     page_envelope,
@@ -29,25 +30,10 @@ bp = Blueprint("products", __name__, url_prefix="/api")
 Json = dict[str, Any]
 
 
-def _storable(value: str) -> str:
-    # PostgreSQL refuses NUL in text and neither backend can store lone surrogates;
-    # refuse them here so they are a 422, not a database error.
-    if "\x00" in value:
-        raise ValueError("must not contain NUL characters")
-    try:
-        value.encode("utf-8")
-    except UnicodeEncodeError:
-        raise ValueError("must be valid Unicode text") from None
-    return value
-
-
-Storable = AfterValidator(_storable)
 Sku = Annotated[str, Field(min_length=1, max_length=40), Storable]
 Name = Annotated[str, Field(min_length=1, max_length=200), Storable]
 Description = Annotated[str, Field(max_length=5000), Storable]
 CategoryName = Annotated[str, Field(min_length=1, max_length=80), Storable]
-Cents = Annotated[int, Field(ge=0, le=MAX_DB_INT)]
-Id = Annotated[int, Field(ge=1, le=MAX_DB_INT)]
 
 
 class CreateProductBody(StrictBody):

@@ -18,7 +18,6 @@ from sqlalchemy import (
     case,
     cast,
     func,
-    or_,
     select,
 )
 from sqlalchemy.ext.compiler import compiles
@@ -26,12 +25,12 @@ from sqlalchemy.orm import Session
 from sqlalchemy.sql.compiler import SQLCompiler
 from sqlalchemy.sql.functions import FunctionElement
 
+from ..fields import MAX_DB_INT
 from ..models import Category, Order, OrderLine, OrderStatus, Product, Review, Stock
-from ..services.catalog import MAX_DB_INT
+from .text_search import contains_text
 
 SORTS = ("name", "-name", "price", "-price", "rating", "popularity")
 DEFAULT_SORT = "name"
-LIKE_ESCAPE = "\\"
 
 
 class codepoint_order(FunctionElement[str]):
@@ -145,26 +144,12 @@ class _ProductRows:
         return [*keys, Product.id.asc()]
 
 
-def escape_like(text: str) -> str:
-    return (
-        text.replace(LIKE_ESCAPE, LIKE_ESCAPE * 2)
-        .replace("%", LIKE_ESCAPE + "%")
-        .replace("_", LIKE_ESCAPE + "_")
-    )
-
-
 def _filter_conditions(filters: CatalogFilters) -> list[ColumnElement[bool]]:
     conditions: list[ColumnElement[bool]] = []
     if filters.category_id is not None:
         conditions.append(Product.category_id == filters.category_id)
     if filters.q:
-        pattern = f"%{escape_like(filters.q)}%"
-        conditions.append(
-            or_(
-                Product.name.ilike(pattern, escape=LIKE_ESCAPE),
-                Product.sku.ilike(pattern, escape=LIKE_ESCAPE),
-            )
-        )
+        conditions.append(contains_text(filters.q, Product.name, Product.sku))
     if filters.in_stock is True:
         conditions.append(func.coalesce(Stock.quantity, 0) > 0)
     elif filters.in_stock is False:

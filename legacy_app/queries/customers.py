@@ -8,12 +8,12 @@ from __future__ import annotations
 
 from typing import Any
 
-from sqlalchemy import BigInteger, cast, distinct, func, or_, select, type_coerce
+from sqlalchemy import BigInteger, cast, distinct, func, select, type_coerce
 from sqlalchemy.orm import Session
 
 from ..models import Category, Customer, Order, OrderLine, OrderStatus, Product
 from ..types import UTCDateTime
-from .catalog import LIKE_ESCAPE, escape_like
+from .text_search import contains_text
 
 
 def customer_json(customer: Customer) -> dict[str, Any]:
@@ -31,13 +31,7 @@ def list_customers(
     """One page of customers by id, optionally filtered by a name/email substring."""
     conditions = []
     if q:
-        pattern = f"%{escape_like(q)}%"
-        conditions.append(
-            or_(
-                Customer.name.ilike(pattern, escape=LIKE_ESCAPE),
-                Customer.email.ilike(pattern, escape=LIKE_ESCAPE),
-            )
-        )
+        conditions.append(contains_text(q, Customer.name, Customer.email))
     page_stmt = (
         select(Customer)
         .where(*conditions)

@@ -15,11 +15,11 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from ..errors import Conflict, NotFound, Unprocessable
+from ..fields import MAX_DB_INT
 from ..models import Category, Customer, OrderLine, Product, Review, Stock
 from ..types import utcnow
 
 # PostgreSQL INTEGER; larger values would fail in the database instead of in validation.
-MAX_DB_INT = 2_147_483_647
 
 M = TypeVar("M")
 

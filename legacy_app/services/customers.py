@@ -12,9 +12,9 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from ..errors import Conflict, NotFound
+from ..fields import MAX_DB_INT
 from ..models import Customer, Order, Review
 from ..types import utcnow
-from .catalog import MAX_DB_INT
 
 
 def normalize_email(email: str) -> str:

@@ -21,9 +21,9 @@ from sqlalchemy import select, update
 from sqlalchemy.orm import Session
 
 from ..errors import Conflict, NotFound, Unprocessable
+from ..fields import MAX_DB_INT
 from ..models import ALLOWED_TRANSITIONS, Customer, Order, OrderLine, OrderStatus, Product, Stock
 from ..types import utcnow
-from .catalog import MAX_DB_INT
 
 MAX_LINES = 100
 MAX_LINE_QUANTITY = 1000

@@ -14,6 +14,7 @@ from legacy_app.errors import Conflict, NotFound, Unprocessable
 from legacy_app.extensions import db
 from legacy_app.models import Category, Product, Review, Stock
 from legacy_app.queries import catalog as queries
+from legacy_app.queries.text_search import escape_like
 from legacy_app.services import catalog as services
 
 from ..factories import (
@@ -217,7 +218,7 @@ def test_catalog_page_is_two_statements_whatever_its_size(db_session, products):
 
 
 def test_escape_like():
-    assert queries.escape_like(r"50%_a\b") == r"50\%\_a\\b"
+    assert escape_like(r"50%_a\b") == r"50\%\_a\\b"
 
 
 @pytest.mark.parametrize(
