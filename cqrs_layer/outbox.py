@@ -1,0 +1,88 @@
+"""Writing domain events to the outbox table, and reading them back in order."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any
+
+from sqlalchemy import Connection, func, insert, select
+
+from .messages import Event
+from .tables import outbox
+
+
+@dataclass(frozen=True, slots=True)
+class StoredEvent:
+    """An event as the outbox holds it: the fact plus where and when it was recorded."""
+
+    position: int
+    event_id: str
+    event_type: str
+    aggregate_type: str
+    aggregate_id: str
+    payload: dict[str, Any]
+    occurred_at: datetime  # aware UTC
+    correlation_id: str | None
+
+    @property
+    def event(self) -> Event:
+        return Event.from_payload(self.event_type, self.payload)
+
+
+def append(
+    connection: Connection, events: Iterable[Event], *, correlation_id: str | None = None
+) -> list[StoredEvent]:
+    """Insert events in order, in the caller's transaction; returns them with positions.
+
+    One INSERT per event so each gets its position back portably (SQLite's RETURNING with
+    executemany does not promise order).
+    """
+    stored = []
+    now = datetime.now(UTC)
+    for event in events:
+        row: dict[str, Any] = {
+            "event_id": str(uuid.uuid4()),
+            "event_type": event.event_type,
+            "aggregate_type": event.aggregate_type or type(event).__name__,
+            "aggregate_id": event.aggregate_id,
+            "payload": event.payload(),
+            "occurred_at": now.replace(tzinfo=None),
+            "correlation_id": correlation_id,
+        }
+        position = connection.execute(insert(outbox).returning(outbox.c.position), row).scalar_one()
+        stored.append(StoredEvent(position=position, **{**row, "occurred_at": now}))
+    return stored
+
+
+def read_since(connection: Connection, position: int = 0, limit: int = 1000) -> list[StoredEvent]:
+    """Events after ``position`` in position order, at most ``limit``."""
+    rows = connection.execute(
+        select(outbox).where(outbox.c.position > position).order_by(outbox.c.position).limit(limit)
+    ).mappings()
+    return [_from_row(row) for row in rows]
+
+
+def last_position(connection: Connection) -> int:
+    return int(
+        connection.execute(select(func.coalesce(func.max(outbox.c.position), 0))).scalar_one()
+    )
+
+
+def _from_row(row: Any) -> StoredEvent:
+    return StoredEvent(
+        position=row["position"],
+        event_id=row["event_id"],
+        event_type=row["event_type"],
+        aggregate_type=row["aggregate_type"],
+        aggregate_id=row["aggregate_id"],
+        payload=row["payload"],
+        occurred_at=row["occurred_at"].replace(tzinfo=UTC),
+        correlation_id=row["correlation_id"],
+    )
+
+
+def events_of(stored: Sequence[StoredEvent], event_type: type[Event]) -> list[Event]:
+    return [s.event for s in stored if s.event_type == event_type.event_type]

@@ -1,0 +1,193 @@
+"""Projections: event handlers that keep denormalized read-model tables up to date.
+
+One :class:`ProjectionDispatcher` receives every batch of stored events and routes each
+event to the projections that handle its type. It is called directly by the unit of work
+(not through a blinker signal, whose receivers are weak and unordered), so its failure
+policy is the one written here:
+
+* Inline projections are part of the write. They run in the command's transaction, and a
+  handler that raises propagates out of :meth:`ProjectionDispatcher.apply`, so the command
+  aborts and nothing it wrote commits. A broken projection therefore fails loudly; it can
+  never leave the read model silently behind the source tables.
+* Each (projection, position) is applied at most once: a tracking row is inserted first
+  with ``ON CONFLICT DO NOTHING`` in the same transaction as the read-model change, and a
+  conflict means the event was applied already, so the handler is skipped. Together with
+  the outbox (an event exists iff its command committed) that is exactly-once in effect.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass
+from typing import Any, TypeVar
+
+from sqlalchemy import Connection, delete
+
+from .messages import Event
+from .outbox import StoredEvent
+from .readmodel import ReadModel
+from .sql import insert_if_absent
+from .tables import projection_tracking
+
+E = TypeVar("E", bound=Event)
+Handler = Callable[[Any, "ProjectionContext"], None]
+
+#: cqrs_projection_tracking.projection is a String(100).
+MAX_NAME_LENGTH = 100
+
+
+@dataclass(frozen=True, slots=True)
+class ProjectionContext:
+    """What a handler gets besides the event: where to write and which record it is."""
+
+    #: The connection of the transaction applying the event (the command's, inline).
+    connection: Connection
+    #: The outbox record: position, occurred_at (aware UTC), correlation_id, ...
+    stored: StoredEvent
+
+
+class Projection:
+    """A named set of event handlers that maintain one or more read models."""
+
+    def __init__(self, name: str, read_models: Iterable[ReadModel] = ()) -> None:
+        if not 0 < len(name) <= MAX_NAME_LENGTH:
+            raise ValueError(f"projection name must be 1-{MAX_NAME_LENGTH} characters: {name!r}")
+        self.name = name
+        self.read_models = tuple(read_models)
+        self._handlers: dict[str, Handler] = {}
+
+    def on(self, *event_types: type[E]) -> Callable[[Callable[[E, ProjectionContext], None]], Any]:
+        """Register the decorated function as the handler of ``event_types``."""
+        if not event_types:
+            raise TypeError("on() needs at least one event type")
+
+        def register(handler: Callable[[E, ProjectionContext], None]) -> Any:
+            for event_type in event_types:
+                if event_type.event_type in self._handlers:
+                    raise ValueError(
+                        f"projection {self.name!r} already handles {event_type.event_type!r}"
+                    )
+                self._handlers[event_type.event_type] = handler
+            return handler
+
+        return register
+
+    def handler_for(self, event_type: str) -> Handler | None:
+        return self._handlers.get(event_type)
+
+    @property
+    def handled_event_types(self) -> frozenset[str]:
+        return frozenset(self._handlers)
+
+    def __repr__(self) -> str:
+        return f"Projection({self.name!r}, handles={sorted(self._handlers)})"
+
+
+class ProjectionDispatcher:
+    """Routes stored events to projections, at most once per (projection, position)."""
+
+    def __init__(self, projections: Iterable[Projection] = ()) -> None:
+        self._projections: dict[str, Projection] = {}
+        for projection in projections:
+            self.add(projection)
+
+    def add(self, projection: Projection) -> None:
+        existing = self._projections.get(projection.name)
+        if existing is not None and existing is not projection:
+            raise ValueError(f"a projection named {projection.name!r} is already registered")
+        self._projections[projection.name] = projection
+
+    @property
+    def projections(self) -> dict[str, Projection]:
+        return dict(self._projections)
+
+    def handled_event_types(self) -> set[str]:
+        return {t for p in self._projections.values() for t in p.handled_event_types}
+
+    def apply(self, connection: Connection, stored_events: Sequence[StoredEvent]) -> None:
+        """Apply events inline, in the caller's (the command's) transaction.
+
+        Raises whatever a handler raised (with a note naming the projection and position):
+        the caller must roll back, which also removes the tracking rows written here.
+        """
+        self._dispatch(connection, stored_events, self._projections.values())
+
+    def replay(
+        self,
+        connection: Connection,
+        stored_events: Sequence[StoredEvent],
+        *,
+        only: Iterable[str] | None = None,
+    ) -> int:
+        """Apply events outside a command (catch-up, async workers); returns how many
+        (projection, event) pairs were newly applied.
+
+        Same guarantee and failure policy as :meth:`apply`: events already applied are
+        skipped, and the caller commits (or, on an exception, rolls back) the transaction,
+        so the read-model change and its tracking row land together or not at all.
+        ``only`` restricts the run to the named projections.
+        """
+        if only is None:
+            chosen: Iterable[Projection] = self._projections.values()
+        else:
+            names = list(only)
+            unknown = sorted(set(names) - set(self._projections))
+            if unknown:
+                raise KeyError(f"unknown projections {unknown}; known: {sorted(self._projections)}")
+            chosen = [self._projections[name] for name in names]
+        return self._dispatch(connection, stored_events, chosen)
+
+    def prune_tracking(
+        self, connection: Connection, below_position: int, *, projection: str | None = None
+    ) -> int:
+        """Delete tracking rows with position < ``below_position``; returns how many.
+
+        Only prune below a position that can never be offered again (e.g. an async
+        worker's committed checkpoint): for pruned positions the at-most-once check is
+        gone, and re-applying such an event would apply it twice.
+        """
+        statement = delete(projection_tracking).where(
+            projection_tracking.c.position < below_position
+        )
+        if projection is not None:
+            statement = statement.where(projection_tracking.c.projection == projection)
+        return connection.execute(statement).rowcount
+
+    def _dispatch(
+        self,
+        connection: Connection,
+        stored_events: Sequence[StoredEvent],
+        projections: Iterable[Projection],
+    ) -> int:
+        projections = list(projections)
+        applied = 0
+        for stored in stored_events:
+            handlers = [
+                (p, handler)
+                for p in projections
+                if (handler := p.handler_for(stored.event_type)) is not None
+            ]
+            if not handlers:
+                continue  # nothing handles it: no tracking row, no payload parsing
+            event = stored.event
+            context = ProjectionContext(connection=connection, stored=stored)
+            for projection, handler in handlers:
+                if not _claim(connection, projection.name, stored.position):
+                    continue  # applied before: at most once
+                try:
+                    handler(event, context)
+                except Exception as error:
+                    error.add_note(
+                        f"in projection {projection.name!r} applying {stored.event_type} "
+                        f"at position {stored.position}; the transaction must roll back"
+                    )
+                    raise
+                applied += 1
+        return applied
+
+
+def _claim(connection: Connection, projection: str, position: int) -> bool:
+    """Record (projection, position) as applied; False when it already was."""
+    return insert_if_absent(
+        connection, projection_tracking, {"projection": projection, "position": position}
+    )

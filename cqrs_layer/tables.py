@@ -1,0 +1,74 @@
+"""The toolkit's own tables, on their own MetaData.
+
+Add :data:`metadata` to your alembic ``target_metadata`` (a list is fine) so the tables are
+created by a migration like everything else.
+"""
+
+from __future__ import annotations
+
+from sqlalchemy import (
+    JSON,
+    BigInteger,
+    Column,
+    DateTime,
+    Index,
+    Integer,
+    MetaData,
+    PrimaryKeyConstraint,
+    String,
+    Table,
+    Text,
+)
+
+metadata = MetaData(
+    naming_convention={
+        "ix": "ix_%(column_0_label)s",
+        "uq": "uq_%(table_name)s_%(column_0_name)s",
+        "ck": "ck_%(table_name)s_%(constraint_name)s",
+        "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
+        "pk": "pk_%(table_name)s",
+    }
+)
+
+# SQLite only auto-increments an INTEGER PRIMARY KEY (the rowid alias), not BIGINT.
+Position = BigInteger().with_variant(Integer(), "sqlite")
+
+#: One row per domain event, written in the transaction that produced it. ``position`` is
+#: the global order readers follow.
+outbox = Table(
+    "cqrs_outbox",
+    metadata,
+    Column("position", Position, primary_key=True, autoincrement=True),
+    Column("event_id", String(36), nullable=False, unique=True),
+    Column("event_type", String(200), nullable=False),
+    Column("aggregate_type", String(100), nullable=False),
+    Column("aggregate_id", String(100), nullable=False),
+    Column("payload", JSON, nullable=False),
+    Column("occurred_at", DateTime, nullable=False),  # naive UTC
+    Column("correlation_id", String(64), nullable=True),
+    Index("ix_cqrs_outbox_aggregate", "aggregate_type", "aggregate_id"),
+)
+
+#: Which events each projection has applied; inserted in the same transaction as the
+#: read-model change, so an event is applied at most once per projection.
+projection_tracking = Table(
+    "cqrs_projection_tracking",
+    metadata,
+    Column("projection", String(100), nullable=False),
+    Column("position", Position, nullable=False),
+    PrimaryKeyConstraint("projection", "position"),
+)
+
+#: The first response to a request carrying an ``Idempotency-Key``, replayed on retries.
+idempotency_keys = Table(
+    "cqrs_idempotency_keys",
+    metadata,
+    Column("endpoint", String(200), nullable=False),
+    Column("key", String(200), nullable=False),
+    Column("request_hash", String(64), nullable=False),
+    Column("status_code", Integer, nullable=False),
+    Column("response_body", Text, nullable=False),
+    Column("response_headers", JSON, nullable=False),
+    Column("created_at", DateTime, nullable=False),  # naive UTC
+    PrimaryKeyConstraint("endpoint", "key"),
+)

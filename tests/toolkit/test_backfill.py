@@ -1,0 +1,301 @@
+"""Backfill builds a read model from its source tables in one swap, on every backend."""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Iterator
+from datetime import datetime
+from typing import Any
+
+import pytest
+from sqlalchemy import (
+    Column,
+    DateTime,
+    Engine,
+    Float,
+    ForeignKey,
+    Index,
+    Integer,
+    MetaData,
+    String,
+    Table,
+    create_engine,
+    event,
+    func,
+    insert,
+    inspect,
+    select,
+    update,
+)
+
+from cqrs_layer.backfill import PHASES, BackfillResult, backfill, backfill_all
+from cqrs_layer.readmodel import ReadModel
+from cqrs_layer.sql import increment
+
+EXPECTED = [
+    (1, "Ann", 2, 300, 15.0, datetime(2024, 2, 1)),
+    (2, "Bob", 1, 50, 5.5, datetime(2024, 3, 1)),
+    (3, "Cy", 0, 0, None, None),
+]
+
+
+class Library:
+    """authors + books as the source, author_stats as the read model, on a fresh MetaData."""
+
+    def __init__(self) -> None:
+        self.metadata = MetaData()
+        self.authors = Table(
+            "rm_authors",
+            self.metadata,
+            Column("id", Integer, primary_key=True),
+            Column("name", String(50), nullable=False),
+        )
+        self.books = Table(
+            "rm_books",
+            self.metadata,
+            Column("id", Integer, primary_key=True),
+            Column("author_id", ForeignKey("rm_authors.id"), nullable=False),
+            Column("pages", Integer, nullable=False),
+            Column("price", Float, nullable=False),
+            Column("published_at", DateTime, nullable=False),
+        )
+        self.stats = Table(
+            "rm_author_stats",
+            self.metadata,
+            Column("author_id", Integer, primary_key=True),
+            Column("name", String(50), nullable=False),
+            Column("books", Integer, nullable=False),
+            Column("pages", Integer, nullable=False),
+            Column("avg_price", Float, nullable=True),
+            Column("last_published", DateTime, nullable=True),
+            Column("refreshed_at", DateTime, nullable=True),
+            Index("ix_rm_author_stats_name", "name"),
+        )
+        self.model = ReadModel(
+            "author_stats",
+            self.stats,
+            self.source,
+            depends_on=frozenset({"rm_authors", "rm_books"}),
+            ignore_columns=frozenset({"refreshed_at"}),
+        )
+
+    def source(self) -> Any:
+        a, b = self.authors, self.books
+        return (
+            select(
+                a.c.id.label("author_id"),
+                a.c.name,
+                func.count(b.c.id).label("books"),
+                func.coalesce(func.sum(b.c.pages), 0).label("pages"),
+                func.avg(b.c.price).label("avg_price"),
+                func.max(b.c.published_at).label("last_published"),
+            )
+            .select_from(a.outerjoin(b))
+            .group_by(a.c.id, a.c.name)
+        )
+
+    def seed(self, engine: Engine) -> None:
+        with engine.begin() as conn:
+            conn.execute(
+                insert(self.authors),
+                [{"id": 1, "name": "Ann"}, {"id": 2, "name": "Bob"}, {"id": 3, "name": "Cy"}],
+            )
+            conn.execute(
+                insert(self.books),
+                [
+                    _book(1, 1, 100, 10.0, datetime(2024, 1, 1)),
+                    _book(2, 1, 200, 20.0, datetime(2024, 2, 1)),
+                    _book(3, 2, 50, 5.5, datetime(2024, 3, 1)),
+                ],
+            )
+
+    def stats_rows(self, conn: Any) -> list[tuple[Any, ...]]:
+        s = self.stats
+        columns = [s.c.author_id, s.c.name, s.c.books, s.c.pages, s.c.avg_price]
+        rows = conn.execute(select(*columns, s.c.last_published).order_by(s.c.author_id))
+        return [tuple(row) for row in rows]
+
+
+def _book(id: int, author_id: int, pages: int, price: float, at: datetime) -> dict[str, Any]:
+    return {"id": id, "author_id": author_id, "pages": pages, "price": price, "published_at": at}
+
+
+def make_engine(database_url: str) -> Engine:
+    engine = create_engine(database_url)
+    if engine.dialect.name == "sqlite":
+        # As an app would run it: WAL so readers see the last commit while a writer works.
+        @event.listens_for(engine, "connect")
+        def _pragmas(dbapi_connection: Any, _record: Any) -> None:
+            cursor = dbapi_connection.cursor()
+            cursor.execute("PRAGMA journal_mode=WAL")
+            cursor.execute("PRAGMA busy_timeout=10000")
+            cursor.close()
+
+    return engine
+
+
+@pytest.fixture
+def engine(database_url: str) -> Iterator[Engine]:
+    engine = make_engine(database_url)
+    yield engine
+    engine.dispose()
+
+
+@pytest.fixture
+def library(engine: Engine) -> Iterator[Library]:
+    library = Library()
+    library.metadata.drop_all(engine)
+    library.metadata.create_all(engine)
+    library.seed(engine)
+    yield library
+    library.metadata.drop_all(engine)
+
+
+def test_backfill_builds_exactly_the_source_rows(engine: Engine, library: Library) -> None:
+    result = backfill(engine, library.model)
+
+    assert result.name == "author_stats"
+    assert result.rows == 3
+    assert result.seconds > 0
+    with engine.connect() as conn:
+        assert library.stats_rows(conn) == EXPECTED
+
+
+def test_backfill_replaces_stale_contents(engine: Engine, library: Library) -> None:
+    with engine.begin() as conn:
+        conn.execute(
+            insert(library.stats),
+            [
+                {"author_id": 1, "name": "Ann", "books": 99, "pages": 1, "avg_price": 1.0},
+                {"author_id": 42, "name": "Ghost", "books": 1, "pages": 1, "avg_price": 1.0},
+            ],
+        )
+
+    assert backfill(engine, library.model).rows == 3
+
+    with engine.connect() as conn:
+        assert library.stats_rows(conn) == EXPECTED
+
+
+def test_indexes_and_primary_key_survive_the_swap(engine: Engine, library: Library) -> None:
+    backfill(engine, library.model)
+    backfill(engine, library.model)
+
+    inspector = inspect(engine)
+    assert [ix["name"] for ix in inspector.get_indexes("rm_author_stats")] == [
+        "ix_rm_author_stats_name"
+    ]
+    assert inspector.get_pk_constraint("rm_author_stats")["constrained_columns"] == ["author_id"]
+    leftovers = [name for name in inspector.get_table_names() if "__build" in name]
+    assert leftovers == []
+
+
+def test_a_reader_sees_the_old_rows_until_commit_then_the_new(
+    engine: Engine, library: Library
+) -> None:
+    old = [(7, "Old", 1, 1, 1.0, None)]
+    with engine.begin() as conn:
+        conn.execute(
+            insert(library.stats),
+            {"author_id": 7, "name": "Old", "books": 1, "pages": 1, "avg_price": 1.0},
+        )
+    seen: dict[str, list[tuple[Any, ...]]] = {}
+    reader = engine.connect()
+
+    def look(_name: str, phase: str) -> None:
+        # A separate connection reads while the build transaction is open.
+        seen[phase] = library.stats_rows(reader)
+        reader.rollback()
+
+    try:
+        backfill(engine, library.model, progress=look)
+    finally:
+        reader.close()
+
+    assert seen == {"lock": old, "build": old, "swap": old, "commit": old, "done": EXPECTED}
+
+
+def test_a_failure_mid_swap_leaves_the_old_rows(engine: Engine, library: Library) -> None:
+    with engine.begin() as conn:
+        conn.execute(
+            insert(library.stats),
+            {"author_id": 7, "name": "Old", "books": 1, "pages": 1, "avg_price": 1.0},
+        )
+
+    def explode(_name: str, phase: str) -> None:
+        if phase == "commit":
+            raise RuntimeError("disk full")
+
+    with pytest.raises(RuntimeError, match="disk full"):
+        backfill(engine, library.model, progress=explode)
+
+    with engine.connect() as conn:
+        assert library.stats_rows(conn) == [(7, "Old", 1, 1, 1.0, None)]
+
+
+def test_a_command_writing_during_the_build_waits_and_is_not_lost(
+    engine: Engine, library: Library
+) -> None:
+    """A projection increment attempted mid-build blocks on the lock, then applies on top."""
+    writer_done = threading.Event()
+    errors: list[BaseException] = []
+
+    def command() -> None:
+        try:
+            with engine.begin() as conn:
+                conn.execute(
+                    update(library.authors).where(library.authors.c.id == 3), {"name": "Cy"}
+                )
+                increment(
+                    conn,
+                    library.stats,
+                    {"author_id": 3},
+                    {"books": 1, "pages": 10},
+                    {"name": "Cy", "books": 0, "pages": 0},
+                )
+        except BaseException as error:  # reported to the test thread below
+            errors.append(error)
+        finally:
+            writer_done.set()
+
+    thread = threading.Thread(target=command)
+    blocked_at_commit: list[bool] = []
+
+    def hook(_name: str, phase: str) -> None:
+        if phase == "build":
+            thread.start()
+        if phase == "commit":
+            blocked_at_commit.append(not writer_done.wait(timeout=0.5))
+
+    backfill(engine, library.model, progress=hook)
+    thread.join(timeout=20)
+
+    assert errors == []
+    assert blocked_at_commit == [True]
+    with engine.connect() as conn:
+        assert library.stats_rows(conn)[2] == (3, "Cy", 1, 10, None, None)
+
+
+def test_backfill_all_reports_each_model_and_every_phase(engine: Engine, library: Library) -> None:
+    phases: list[tuple[str, str]] = []
+
+    results = backfill_all(
+        engine, [library.model], lambda name, phase: phases.append((name, phase))
+    )
+
+    assert [(r.name, r.rows) for r in results] == [("author_stats", 3)]
+    assert all(isinstance(r, BackfillResult) for r in results)
+    assert phases == [("author_stats", phase) for phase in PHASES]
+
+
+def test_a_source_column_the_table_lacks_is_refused(engine: Engine, library: Library) -> None:
+    broken = ReadModel(
+        "broken",
+        library.stats,
+        lambda: select(
+            library.authors.c.id.label("author_id"), library.authors.c.name.label("nom")
+        ),
+    )
+
+    with pytest.raises(ValueError, match=r"\['nom'\]"):
+        backfill(engine, broken)

@@ -1,0 +1,271 @@
+"""Projections apply each stored event at most once, inline, and fail loudly; plus the
+dialect-aware upsert/increment helpers they write with."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from typing import Any, ClassVar
+
+import pytest
+from sqlalchemy import (
+    Column,
+    Connection,
+    Engine,
+    Integer,
+    MetaData,
+    String,
+    Table,
+    UniqueConstraint,
+    create_engine,
+    delete,
+    func,
+    insert,
+    select,
+)
+
+from cqrs_layer import outbox
+from cqrs_layer.messages import Event
+from cqrs_layer.outbox import StoredEvent
+from cqrs_layer.projections import Projection, ProjectionContext, ProjectionDispatcher
+from cqrs_layer.sql import increment, insert_if_absent, upsert
+from cqrs_layer.tables import metadata as toolkit_metadata
+from cqrs_layer.tables import projection_tracking
+
+
+class BookShelved(Event):
+    event_type: ClassVar[str] = "projection_tests.BookShelved"
+    aggregate_type: ClassVar[str] = "book"
+
+    id: int
+    author: str
+    pages: int
+
+
+class BookLent(Event):
+    event_type: ClassVar[str] = "projection_tests.BookLent"
+    aggregate_type: ClassVar[str] = "book"
+
+    id: int
+
+
+class Shelf:
+    metadata = MetaData()
+    author_stats = Table(
+        "rp_author_stats",
+        metadata,
+        Column("author", String(50), primary_key=True),
+        Column("books", Integer, nullable=False),
+        Column("pages", Integer, nullable=False),
+        Column("label", String(50), nullable=True),
+    )
+    slugs = Table(
+        "rp_slugs",
+        metadata,
+        Column("id", Integer, primary_key=True),
+        Column("slug", String(50), nullable=False),
+        Column("title", String(50), nullable=False),
+        UniqueConstraint("slug", name="uq_rp_slugs_slug"),
+    )
+
+
+@pytest.fixture
+def engine(database_url: str) -> Iterator[Engine]:
+    engine = create_engine(database_url)
+    toolkit_metadata.create_all(engine)
+    Shelf.metadata.drop_all(engine)
+    Shelf.metadata.create_all(engine)
+    yield engine
+    Shelf.metadata.drop_all(engine)
+    with engine.begin() as conn:
+        conn.execute(delete(projection_tracking))
+        conn.execute(delete(outbox.outbox))
+    engine.dispose()
+
+
+def stats_projection(name: str = "author_stats") -> Projection:
+    projection = Projection(name)
+
+    @projection.on(BookShelved)
+    def _(event: BookShelved, ctx: ProjectionContext) -> None:
+        increment(
+            ctx.connection,
+            Shelf.author_stats,
+            {"author": event.author},
+            {"books": 1, "pages": event.pages},
+        )
+
+    return projection
+
+
+def record(conn: Connection, *events: Event) -> list[StoredEvent]:
+    return outbox.append(conn, events, correlation_id="req-1")
+
+
+def stats(conn: Connection) -> list[tuple[Any, ...]]:
+    table = Shelf.author_stats
+    return [tuple(r) for r in conn.execute(select(table).order_by(table.c.author))]
+
+
+def tracking(conn: Connection) -> list[tuple[Any, ...]]:
+    t = projection_tracking
+    return [tuple(r) for r in conn.execute(select(t).order_by(t.c.projection, t.c.position))]
+
+
+def test_the_same_stored_event_applied_twice_counts_once(engine: Engine) -> None:
+    dispatcher = ProjectionDispatcher([stats_projection()])
+    with engine.begin() as conn:
+        stored = record(conn, BookShelved(id=1, author="Ann", pages=100))
+        dispatcher.apply(conn, stored)
+    with engine.begin() as conn:
+        dispatcher.apply(conn, stored)
+        dispatcher.apply(conn, stored)
+
+    with engine.connect() as conn:
+        assert stats(conn) == [("Ann", 1, 100, None)]
+        assert tracking(conn) == [("author_stats", stored[0].position)]
+
+
+def test_each_projection_applies_an_event_once(engine: Engine) -> None:
+    dispatcher = ProjectionDispatcher([stats_projection("first"), stats_projection("second")])
+    with engine.begin() as conn:
+        stored = record(conn, BookShelved(id=1, author="Ann", pages=100))
+        dispatcher.apply(conn, stored)
+        dispatcher.apply(conn, stored)
+
+        # Both projections write the same counter here, so it counts twice, not four times.
+        assert stats(conn) == [("Ann", 2, 200, None)]
+        position = stored[0].position
+        assert tracking(conn) == [("first", position), ("second", position)]
+
+
+def test_a_failing_handler_raises_and_leaves_nothing(engine: Engine) -> None:
+    broken = Projection("broken")
+
+    @broken.on(BookShelved)
+    def _(event: BookShelved, ctx: ProjectionContext) -> None:
+        ctx.connection.execute(insert(Shelf.author_stats), {"author": "x", "books": 1, "pages": 1})
+        raise ZeroDivisionError("bug in projection")
+
+    dispatcher = ProjectionDispatcher([stats_projection(), broken])
+    with pytest.raises(ZeroDivisionError) as raised, engine.begin() as conn:
+        dispatcher.apply(conn, record(conn, BookShelved(id=1, author="Ann", pages=100)))
+
+    assert "in projection 'broken' applying projection_tests.BookShelved" in str(
+        raised.value.__notes__
+    )
+    with engine.connect() as conn:
+        assert stats(conn) == []
+        assert tracking(conn) == []
+        assert outbox.read_since(conn) == []
+
+
+def test_only_projections_handling_the_type_are_called(engine: Engine) -> None:
+    calls: list[tuple[str, int]] = []
+    lending = Projection("lending")
+
+    @lending.on(BookLent)
+    def _(event: BookLent, ctx: ProjectionContext) -> None:
+        calls.append((type(event).__name__, ctx.stored.position))
+        assert ctx.stored.correlation_id == "req-1"
+
+    dispatcher = ProjectionDispatcher([stats_projection(), lending])
+    with engine.begin() as conn:
+        shelved, lent = record(conn, BookShelved(id=1, author="Ann", pages=5), BookLent(id=1))
+        dispatcher.apply(conn, [shelved, lent])
+
+        assert calls == [("BookLent", lent.position)]
+        assert stats(conn) == [("Ann", 1, 5, None)]
+        assert tracking(conn) == [("author_stats", shelved.position), ("lending", lent.position)]
+    assert dispatcher.handled_event_types() == {
+        "projection_tests.BookShelved",
+        "projection_tests.BookLent",
+    }
+
+
+def test_replay_skips_applied_events_and_can_be_restricted(engine: Engine) -> None:
+    dispatcher = ProjectionDispatcher([stats_projection("a"), stats_projection("b")])
+    with engine.begin() as conn:
+        first = record(conn, BookShelved(id=1, author="Ann", pages=1))
+        dispatcher.apply(conn, first)
+        second = record(conn, BookShelved(id=2, author="Ann", pages=10))
+    with engine.begin() as conn:
+        everything = outbox.read_since(conn)
+        assert dispatcher.replay(conn, everything, only=["a"]) == 1
+        assert dispatcher.replay(conn, everything) == 1  # only "b" still lacked event 2
+        assert dispatcher.replay(conn, everything) == 0
+        assert stats(conn) == [("Ann", 4, 22, None)]
+        with pytest.raises(KeyError, match="unknown projections"):
+            dispatcher.replay(conn, everything, only=["nope"])
+    assert [s.position for s in everything] == [first[0].position, second[0].position]
+
+
+def test_prune_tracking_deletes_rows_below_a_position(engine: Engine) -> None:
+    dispatcher = ProjectionDispatcher([stats_projection("a"), stats_projection("b")])
+    with engine.begin() as conn:
+        stored = record(conn, *(BookShelved(id=n, author="Ann", pages=1) for n in range(3)))
+        dispatcher.apply(conn, stored)
+        positions = [s.position for s in stored]
+
+        assert dispatcher.prune_tracking(conn, positions[2], projection="a") == 2
+        assert dispatcher.prune_tracking(conn, positions[1]) == 1
+        assert tracking(conn) == [
+            ("a", positions[2]),
+            ("b", positions[1]),
+            ("b", positions[2]),
+        ]
+
+
+def test_registration_mistakes_are_refused() -> None:
+    projection = stats_projection("dupe")
+    dispatcher = ProjectionDispatcher([projection])
+    dispatcher.add(projection)  # the same object again is harmless
+    with pytest.raises(ValueError, match="already registered"):
+        dispatcher.add(stats_projection("dupe"))
+    with pytest.raises(ValueError, match="already handles"):
+        projection.on(BookShelved)(lambda event, ctx: None)
+    with pytest.raises(ValueError, match="1-100 characters"):
+        Projection("x" * 101)
+
+
+def test_upsert_inserts_then_overwrites(engine: Engine) -> None:
+    table = Shelf.author_stats
+    with engine.begin() as conn:
+        upsert(conn, table, {"author": "Ann", "books": 1, "pages": 10, "label": "new"})
+        upsert(conn, table, {"author": "Ann", "books": 2, "pages": 20})
+        upsert(conn, table, {"author": "Bob", "books": 1, "pages": 1})
+        upsert(
+            conn,
+            table,
+            {"author": "Bob", "books": 0, "pages": 0},
+            update={"label": "seen", "books": table.c.books + 5},
+        )
+
+        assert stats(conn) == [("Ann", 2, 20, "new"), ("Bob", 6, 1, "seen")]
+
+
+def test_upsert_on_a_unique_key_other_than_the_primary_key(engine: Engine) -> None:
+    slugs = Shelf.slugs
+    with engine.begin() as conn:
+        upsert(conn, slugs, {"id": 1, "slug": "dune", "title": "Dune"}, key=("slug",))
+        upsert(conn, slugs, {"id": 2, "slug": "dune", "title": "Dune II"}, key=("slug",))
+
+        assert [tuple(r) for r in conn.execute(select(slugs))] == [(1, "dune", "Dune II")]
+
+
+def test_increment_creates_with_defaults_then_adds(engine: Engine) -> None:
+    table = Shelf.author_stats
+    with engine.begin() as conn:
+        increment(conn, table, {"author": "Ann"}, {"books": 1, "pages": 5}, {"label": "first"})
+        increment(conn, table, {"author": "Ann"}, {"books": 2, "pages": -1}, {"label": "other"})
+        increment(conn, table, {"author": "Bob"}, {"books": 1}, {"pages": 7, "books": 10})
+
+        assert stats(conn) == [("Ann", 3, 4, "first"), ("Bob", 11, 7, None)]
+
+
+def test_insert_if_absent_reports_whether_it_inserted(engine: Engine) -> None:
+    table = Shelf.author_stats
+    row = {"author": "Ann", "books": 1, "pages": 1}
+    with engine.begin() as conn:
+        assert insert_if_absent(conn, table, row) is True
+        assert insert_if_absent(conn, table, {**row, "books": 9}) is False
+        assert conn.execute(select(func.sum(table.c.books))).scalar_one() == 1
