@@ -1,0 +1,44 @@
+"""Fixtures for the shop's read models: their tables (and the toolkit's) on the app's DB."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+import pytest
+from flask import Flask
+from sqlalchemy import Engine, MetaData
+
+from cqrs_layer.tables import metadata as toolkit_metadata
+from legacy_app.cqrs.read_models import read_metadata
+from legacy_app.extensions import db
+
+
+def _empty(engine: Engine, *metadatas: MetaData) -> None:
+    with engine.begin() as conn:
+        for metadata in metadatas:
+            for table in reversed(metadata.sorted_tables):
+                conn.execute(table.delete())
+
+
+@pytest.fixture
+def read_db(app: Flask) -> Iterator[Engine]:
+    """The read-model and toolkit tables on the ``app`` fixture's engine, empty.
+
+    Created once per database (create_all skips existing tables) and emptied before and
+    after each test, like the ``app`` fixture does with the shop's tables.
+    """
+    engine = db.engine
+    read_metadata.create_all(engine)
+    toolkit_metadata.create_all(engine)
+    _empty(engine, read_metadata, toolkit_metadata)
+    yield engine
+    db.session.remove()
+    _empty(engine, read_metadata, toolkit_metadata)
+
+
+@pytest.fixture
+def app_variant() -> str:
+    """Always the legacy app: its endpoints are the truth the query handlers are compared
+    with, and no wrapped path or test-harness sync may touch the read models behind the
+    tests' back."""
+    return "legacy"
