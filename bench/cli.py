@@ -1,0 +1,266 @@
+"""``python -m bench``: every step for every backend, then the table and results.json."""
+
+from __future__ import annotations
+
+import argparse
+import os
+import random
+import sys
+import tempfile
+import time
+import zlib
+from pathlib import Path
+from typing import Any
+
+from .client import get
+from .database import (
+    SeedSize,
+    backfill,
+    data_facts,
+    fresh_database,
+    postgres_admin_url,
+    postgres_version,
+    prepare_schema,
+    seed,
+)
+from .machine import machine_record
+from .measure import Budget, Comparison, Side, WrongPath, percentile, run_ab
+from .report import (
+    COMPARISON_HEADER,
+    Record,
+    backfill_target,
+    comparison_line,
+    comparison_record,
+    figure_record,
+    problems,
+    table,
+    write_json,
+)
+from .scenarios import ReadScenario, read_scenarios
+from .servers import ServerFailed, shop_server
+from .writes import measure_writes
+
+BENCH_DIR = Path(__file__).resolve().parent
+DEFAULT_OUT = BENCH_DIR / "out" / "results.json"
+BACKENDS = ("sqlite", "postgresql")
+QUICK_ORDERS = 2_000
+EXIT_MISCONFIGURED = 2
+FLOOR_SAMPLES = 50
+
+
+def parse_args(argv: list[str] | None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(
+        prog="python -m bench",
+        description="Legacy vs CQRS latency through HTTP, on SQLite and PostgreSQL, in one run.",
+    )
+    parser.add_argument("--orders", type=int, default=None, help="orders to seed (100000)")
+    parser.add_argument(
+        "--backends",
+        default=None,
+        help="comma-separated: sqlite,postgresql (default both; PostgreSQL is skipped "
+        "when unreachable unless named explicitly)",
+    )
+    parser.add_argument("--samples", type=int, default=None, help="pairs per record (300)")
+    parser.add_argument(
+        "--budget",
+        type=float,
+        default=None,
+        help="seconds per record after which no more pairs are taken, once --min-samples "
+        "are in (15); keeps slow legacy endpoints from taking the whole run",
+    )
+    parser.add_argument("--min-samples", type=int, default=None, help="pairs always taken (25)")
+    parser.add_argument("--warmup", type=int, default=None, help="untimed pairs per record (3)")
+    parser.add_argument(
+        "--quick", action="store_true", help=f"smoke run: {QUICK_ORDERS} orders, few samples"
+    )
+    parser.add_argument(
+        "--aa",
+        action="store_true",
+        help="A/A run: both servers on the legacy path, to measure the harness's own noise "
+        "(ratios should be near 1)",
+    )
+    parser.add_argument("--out", type=Path, default=DEFAULT_OUT, help="results JSON path")
+    args = parser.parse_args(argv)
+    defaults: dict[str, Any] = (
+        {"orders": QUICK_ORDERS, "samples": 20, "budget": 5.0, "min_samples": 10, "warmup": 2}
+        if args.quick
+        else {"orders": 100_000, "samples": 300, "budget": 15.0, "min_samples": 25, "warmup": 3}
+    )
+    for key, value in defaults.items():
+        if getattr(args, key) is None:
+            setattr(args, key, value)
+    if args.orders < 1 or args.samples < 1 or args.min_samples < 1 or args.warmup < 0:
+        parser.error("--orders, --samples and --min-samples must be >= 1, --warmup >= 0")
+    args.min_samples = min(args.min_samples, args.samples)
+    return args
+
+
+def say(message: str) -> None:
+    print(message, flush=True)
+
+
+def choose_backends(requested: str | None) -> tuple[list[str], str | None]:
+    """The backends to run and PostgreSQL's version (None when it is not used)."""
+    names = [n.strip() for n in (requested or ",".join(BACKENDS)).split(",") if n.strip()]
+    unknown = [n for n in names if n not in BACKENDS]
+    if unknown:
+        raise SystemExit(f"unknown backend(s) {unknown}; choose from {', '.join(BACKENDS)}")
+    if "postgresql" not in names:
+        return names, None
+    version = postgres_version(postgres_admin_url())
+    if version is not None:
+        return names, version
+    if requested is not None:
+        raise SystemExit(f"PostgreSQL is not reachable at {postgres_admin_url()}")
+    say(f"PostgreSQL is not reachable at {postgres_admin_url()}: measuring SQLite only.")
+    return [n for n in names if n != "postgresql"], None
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parse_args(argv)
+    backends, pg_version = choose_backends(args.backends)
+    started = time.perf_counter()
+    records: list[Record] = [
+        machine_record(pg_version),
+        {
+            "name": "run",
+            "command": "python -m bench " + " ".join(sys.argv[1:] if argv is None else argv),
+            "orders": args.orders,
+            "backends": backends,
+            "samples": args.samples,
+            "min_samples": args.min_samples,
+            "budget_s": args.budget,
+            "warmup": args.warmup,
+            "candidate_path": "legacy (A/A run)" if args.aa else "read-model / command",
+            # The shop's default unless set: the legacy path's writes pay for its warnings.
+            "write_guard": os.environ.get("CQRS_WRITE_GUARD", "shop default (warn)"),
+        },
+    ]
+    machine = records[0]
+    say(
+        f"Machine: {machine['cpu']}, {machine['cores']} cores, Python {machine['python']}, "
+        f"SQLite {machine['sqlite']}, PostgreSQL {machine['postgresql'] or '-'}"
+    )
+    try:
+        for backend in backends:
+            records += run_backend(backend, args)
+    except WrongPath as error:
+        say(f"\nABORTED: {error}")
+        return EXIT_MISCONFIGURED
+    except ServerFailed as error:
+        say(f"\nABORTED: {error}")
+        return EXIT_MISCONFIGURED
+    records[1]["seconds"] = round(time.perf_counter() - started, 1)
+    write_json(args.out, records)
+    say("\n" + table(records))
+    found = problems(records)
+    say("\n" + ("\n".join(found) if found else "Every target met, no errors, no mismatches."))
+    say(f"\nResults: {args.out}   (whole run {records[1]['seconds']} s)")
+    return 0
+
+
+def run_backend(backend: str, args: argparse.Namespace) -> list[Record]:
+    size = SeedSize(args.orders)
+    log_dir = args.out.parent / "logs" / backend
+    log_dir.mkdir(parents=True, exist_ok=True)
+    records: list[Record] = []
+    with (
+        tempfile.TemporaryDirectory(prefix="shop-bench-") as workdir,
+        fresh_database(backend, workdir) as url,
+    ):
+        schema = prepare_schema(url)
+        if schema.missing_columns:
+            say(
+                f"[{backend}] note: the migrations lack {', '.join(schema.missing_columns)}; "
+                "schema built from the models instead"
+            )
+        if schema.created_outside_migrations:
+            say(
+                f"[{backend}] note: no migration creates "
+                f"{', '.join(schema.created_outside_migrations)} yet; created from the metadata"
+            )
+        records.append(
+            {
+                "name": "schema",
+                "backend": backend,
+                "method": schema.method,
+                "created_outside_migrations": list(schema.created_outside_migrations),
+                "missing_columns": list(schema.missing_columns),
+            }
+        )
+        seed_s, written = seed(url, size)
+        say(f"[{backend}] seeded {written} in {seed_s:.1f} s")
+        records.append(
+            figure_record("seed", backend, seed_s, "s", rows=written, params=size.as_kwargs())
+        )
+        backfill_s, results = backfill(url)
+        say(f"[{backend}] backfilled {len(results)} read models in {backfill_s:.2f} s")
+        records.append(
+            figure_record(
+                "backfill",
+                backend,
+                backfill_s,
+                "s",
+                backfill_target(backend),
+                orders=args.orders,
+                models={r.name: {"rows": r.rows, "seconds": round(r.seconds, 3)} for r in results},
+            )
+        )
+        facts = data_facts(url)
+        new_path = "legacy" if args.aa else "new"
+        with (
+            shop_server("legacy", url, "legacy", log_dir) as legacy_server,
+            shop_server("new", url, new_path, log_dir) as new_server,
+        ):
+            legacy = Side("legacy", legacy_server, "legacy", allow_missing_header=args.aa)
+            reads_on = "legacy" if args.aa else "read-model"
+            writes_on = "legacy" if args.aa else "command"
+            new_reads = Side("new", new_server, reads_on, allow_missing_header=args.aa)
+            new_writes = Side("new", new_server, writes_on, allow_missing_header=args.aa)
+            budget = Budget(args.samples, args.min_samples, args.budget, args.warmup)
+            floor = http_floor(legacy_server.port, new_server.port)
+            say(f"[{backend}] HTTP floor (GET /healthz, p50): {floor:.2f} ms")
+            records.append(
+                figure_record(
+                    "http_floor",
+                    backend,
+                    floor,
+                    "ms",
+                    params=f"GET /healthz, p50 of {FLOOR_SAMPLES} per server: the least any "
+                    "request costs here, so the least a candidate p50 can be",
+                )
+            )
+
+            def log(result: Comparison) -> None:
+                # An A/A run compares legacy with itself: the targets mean nothing there.
+                record = comparison_record(result, backend, judged=not args.aa)
+                records.append(record)
+                say(comparison_line(record))
+
+            say(f"[{backend}] measuring through HTTP, legacy vs {reads_on}/{writes_on}:")
+            say(COMPARISON_HEADER)
+            for scenario in read_scenarios(facts):
+                log(measure_read(scenario, legacy, new_reads, budget))
+            measure_writes(facts, legacy, new_writes, budget, random.Random(7), log)
+    return records
+
+
+def http_floor(*ports: int) -> float:
+    timings = [get(port, "/healthz").ms for _ in range(FLOOR_SAMPLES) for port in ports]
+    return percentile(timings, 0.5)
+
+
+def measure_read(scenario: ReadScenario, legacy: Side, new: Side, budget: Budget) -> Comparison:
+    # Seeded by the name: every run (and both sides) asks the same sequence of requests.
+    rng = random.Random(zlib.crc32(scenario.name.encode()))
+    paths = [scenario.path(rng) for _ in range(budget.warmup + budget.samples)]
+    return run_ab(
+        scenario.name,
+        scenario.params,
+        legacy,
+        new,
+        lambda index, side: get(side.server.port, paths[index]),
+        budget,
+        ok_status=200,
+        compare_bodies=True,
+    )

@@ -1,0 +1,195 @@
+"""Records (what results.json holds), the targets they are judged against, and the table.
+
+Two kinds of record share one list:
+
+- comparison: ``{"name", "backend", "baseline_p50_ms", "baseline_p95_ms",
+  "candidate_p50_ms", "candidate_p95_ms", "ratio", ...}`` with ratio = candidate p50 /
+  baseline p50 (below 1: the new path is faster);
+- single figure: ``{"name", "backend", "value", "unit", ...}`` (seed and backfill times).
+
+Targets are printed as PASS/FAIL; missing one is reported, not an error: this is a
+measurement, not a test.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from .measure import Comparison, percentile
+
+Record = dict[str, Any]
+
+#: The issue's targets on the ratio of a read or write record's p50s.
+FAST_READS = (
+    "read:products.list_products?sort=popularity",
+    "read:products.list_products?sort=rating",
+    "read:reports.top_products",
+    "read:reports.daily_sales",
+)
+FAST_READ_RATIO = 0.05
+READ_RATIO = 1.0
+WRITE_RATIOS = {"write:orders.place_order": 1.5}
+BACKFILL_SECONDS_SQLITE = 10.0
+
+
+@dataclass(frozen=True)
+class Target:
+    limit: float
+    inclusive: bool  # ratio <= limit, or value < limit
+
+    def describe(self, unit: str = "") -> str:
+        return f"{'<=' if self.inclusive else '<'} {self.limit:g}{unit}"
+
+    def met(self, measured: float) -> bool:
+        if math.isnan(measured):
+            return False
+        return measured <= self.limit if self.inclusive else measured < self.limit
+
+
+def comparison_target(name: str) -> Target | None:
+    # "read:reports.top_products?days=365" is still the top-products report.
+    base = name.split("?", 1)[0]
+    if name in FAST_READS or base in ("read:reports.top_products", "read:reports.daily_sales"):
+        return Target(FAST_READ_RATIO, inclusive=True)
+    if name.startswith("read:"):
+        return Target(READ_RATIO, inclusive=True)
+    if name in WRITE_RATIOS:
+        return Target(WRITE_RATIOS[name], inclusive=True)
+    return None
+
+
+def comparison_record(result: Comparison, backend: str, *, judged: bool = True) -> Record:
+    base_p50 = percentile(result.baseline_ms, 0.50)
+    cand_p50 = percentile(result.candidate_ms, 0.50)
+    ratio = cand_p50 / base_p50 if base_p50 > 0 else math.nan
+    record: Record = {
+        "name": result.name,
+        "backend": backend,
+        "baseline_p50_ms": _ms(base_p50),
+        "baseline_p95_ms": _ms(percentile(result.baseline_ms, 0.95)),
+        "candidate_p50_ms": _ms(cand_p50),
+        "candidate_p95_ms": _ms(percentile(result.candidate_ms, 0.95)),
+        "ratio": None if math.isnan(ratio) else round(ratio, 4),
+        "samples": {"baseline": len(result.baseline_ms), "candidate": len(result.candidate_ms)},
+        "params": result.params,
+        "errors": {"baseline": result.baseline_errors, "candidate": result.candidate_errors},
+    }
+    if result.first_error:
+        record["first_error"] = result.first_error
+    if result.compared_bodies:
+        record["body_mismatches"] = result.mismatches
+        if result.first_mismatch:
+            record["first_mismatch"] = result.first_mismatch
+    target = comparison_target(result.name) if judged else None
+    if target is not None:
+        record["target"] = f"ratio {target.describe()}"
+        record["pass"] = ratio_passes(record, target)
+    return record
+
+
+def ratio_passes(record: Record, target: Target) -> bool:
+    ratio = record["ratio"]
+    clean = not any(record["errors"].values()) and not record.get("body_mismatches")
+    return ratio is not None and clean and target.met(ratio)
+
+
+def figure_record(
+    name: str, backend: str, value: float, unit: str, target: Target | None = None, **extra: Any
+) -> Record:
+    record: Record = {
+        "name": name,
+        "backend": backend,
+        "value": round(value, 3),
+        "unit": unit,
+        **extra,
+    }
+    if target is not None:
+        record["target"] = target.describe(f" {unit}")
+        record["pass"] = target.met(value)
+    return record
+
+
+def backfill_target(backend: str) -> Target | None:
+    return Target(BACKFILL_SECONDS_SQLITE, inclusive=False) if backend == "sqlite" else None
+
+
+def _ms(value: float) -> float | None:
+    return None if math.isnan(value) else round(value, 3)
+
+
+# -- output --------------------------------------------------------------------------------
+
+
+def _fmt(value: Any, width: int) -> str:
+    if value is None:
+        return "-".rjust(width)
+    if isinstance(value, float):
+        return f"{value:.2f}".rjust(width)
+    return str(value).rjust(width)
+
+
+def _verdict(record: Record) -> str:
+    if "pass" not in record:
+        return ""
+    return "PASS" if record["pass"] else "FAIL"
+
+
+def comparison_line(record: Record) -> str:
+    ratio = record["ratio"]
+    return (
+        f"{record['name']:<46} {record['backend']:<10}"
+        f"{_fmt(record['baseline_p50_ms'], 9)}{_fmt(record['baseline_p95_ms'], 9)}"
+        f"{_fmt(record['candidate_p50_ms'], 9)}{_fmt(record['candidate_p95_ms'], 9)}"
+        f"{('-' if ratio is None else f'{ratio:.3f}').rjust(8)}"
+        f"  {record.get('target', '').removeprefix('ratio '):<8} {_verdict(record):<5}"
+        f"{record['samples']['baseline']:>5}"
+    )
+
+
+COMPARISON_HEADER = (
+    f"{'name':<46} {'backend':<10}{'leg p50':>9}{'leg p95':>9}{'new p50':>9}{'new p95':>9}"
+    f"{'ratio':>8}  {'target':<8} {'':<5}{'n':>5}"
+)
+
+
+def table(records: Sequence[Record]) -> str:
+    comparisons = [r for r in records if "ratio" in r]
+    figures = [r for r in records if "value" in r]
+    lines = ["Latency in ms through HTTP (legacy = baseline, new = candidate; ratio of p50s)"]
+    lines += [COMPARISON_HEADER, "-" * len(COMPARISON_HEADER)]
+    lines += [comparison_line(r) for r in comparisons]
+    lines += ["", f"{'figure':<46} {'backend':<10}{'value':>12}  {'target':<12} result"]
+    for r in figures:
+        lines.append(
+            f"{r['name']:<46} {r['backend']:<10}{r['value']:>10.2f} {r['unit']:<2}"
+            f"{r.get('target', ''):<13}{_verdict(r)}"
+        )
+    return "\n".join(lines)
+
+
+def problems(records: Sequence[Record]) -> list[str]:
+    """Everything a reader must not miss: failed targets, errors, answers that differ."""
+    found = []
+    for r in records:
+        where = f"{r['name']} [{r.get('backend')}]"
+        if r.get("body_mismatches"):
+            found.append(
+                f"MISMATCH {where}: {r['body_mismatches']} responses differ between legacy "
+                f"and new; first: {r.get('first_mismatch')}"
+            )
+        errors = r.get("errors") or {}
+        if any(errors.values()):
+            found.append(f"ERRORS {where}: {errors}; first: {r.get('first_error')}")
+        if r.get("pass") is False:
+            found.append(f"FAIL {where}: target {r['target']} not met")
+    return found
+
+
+def write_json(path: Path, records: Sequence[Record]) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps(list(records), indent=2) + "\n")

@@ -1,0 +1,98 @@
+"""The shop as real gunicorn servers on loopback, one per path under test."""
+
+from __future__ import annotations
+
+import os
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+
+from .client import get
+
+STARTUP_TIMEOUT = 60.0
+#: The environment that puts every endpoint of a server on one path (read by the shop's config).
+PATH_ENV: dict[str, dict[str, str]] = {
+    "legacy": {"CQRS_DEFAULT_READ_MODE": "legacy", "CQRS_DEFAULT_WRITE_MODE": "legacy"},
+    "new": {"CQRS_DEFAULT_READ_MODE": "read-model", "CQRS_DEFAULT_WRITE_MODE": "command"},
+}
+
+
+class ServerFailed(RuntimeError):
+    pass
+
+
+@dataclass(frozen=True)
+class Server:
+    label: str  # "legacy" or "new"
+    port: int
+    log_path: Path
+
+    def log_tail(self, lines: int = 30) -> str:
+        try:
+            return "\n".join(self.log_path.read_text(errors="replace").splitlines()[-lines:])
+        except OSError:
+            return "(no log)"
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+@contextmanager
+def shop_server(label: str, database_url: str, env_path: str, log_dir: Path) -> Iterator[Server]:
+    """Run ``legacy_app:create_app()`` under gunicorn (1 sync worker) until the block ends."""
+    port = _free_port()
+    log_path = log_dir / f"server-{label}.log"
+    env = {
+        **os.environ,
+        **PATH_ENV[env_path],
+        "DATABASE_URL": database_url,
+        "PYTHONUNBUFFERED": "1",
+    }
+    command = [
+        sys.executable, "-m", "gunicorn",
+        "--workers", "1",
+        "--worker-class", "sync",
+        "--bind", f"127.0.0.1:{port}",
+        # Legacy requests on a big shop take a while; never let gunicorn kill one mid-sample.
+        "--timeout", "300",
+        "--log-level", "warning",
+        "legacy_app:create_app()",
+    ]  # fmt: skip
+    with log_path.open("wb") as log:
+        process = subprocess.Popen(command, env=env, stdout=log, stderr=subprocess.STDOUT)
+    server = Server(label, port, log_path)
+    try:
+        _wait_until_up(server, process)
+        yield server
+    finally:
+        process.terminate()
+        try:
+            process.wait(timeout=20)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait()
+
+
+def _wait_until_up(server: Server, process: subprocess.Popen[bytes]) -> None:
+    deadline = time.monotonic() + STARTUP_TIMEOUT
+    while time.monotonic() < deadline:
+        if process.poll() is not None:
+            raise ServerFailed(
+                f"the {server.label} server exited ({process.returncode}) while starting:\n"
+                f"{server.log_tail()}"
+            )
+        try:
+            if get(server.port, "/healthz").status == 200:
+                return
+        except OSError:
+            pass
+        time.sleep(0.1)
+    raise ServerFailed(f"the {server.label} server did not answer /healthz in time")

@@ -1,0 +1,105 @@
+"""The benchmark harness runs end to end and writes well-formed results.
+
+A smoke test of ``python -m bench --quick`` (a tiny shop, few samples, SQLite): it checks
+the harness, not the timings, which on a tiny shop and a busy machine mean nothing.
+"""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+REPO_ROOT = Path(__file__).resolve().parents[2]
+
+READ_RECORDS = [
+    "read:products.list_products",
+    "read:products.list_products?sort=popularity",
+    "read:products.list_products?sort=rating",
+    "read:products.get_product",
+    "read:customers.customer_orders",
+    "read:customers.customer_summary",
+    "read:reports.top_products",
+    "read:reports.top_products?days=365",
+    "read:reports.daily_sales",
+    "read:reports.daily_sales?days=365",
+    "read:reports.low_stock",
+]
+WRITE_RECORDS = ["write:orders.place_order", "write:orders.pay_order", "write:orders.cancel_order"]
+COMPARISON_KEYS = {
+    "name",
+    "backend",
+    "baseline_p50_ms",
+    "baseline_p95_ms",
+    "candidate_p50_ms",
+    "candidate_p95_ms",
+    "ratio",
+}
+
+
+@pytest.fixture(scope="module")
+def bench_run(tmp_path_factory: pytest.TempPathFactory) -> tuple[subprocess.CompletedProcess, list]:
+    out = tmp_path_factory.mktemp("bench") / "results.json"
+    finished = subprocess.run(
+        [sys.executable, "-m", "bench", "--quick", "--backends", "sqlite", "--out", str(out)],
+        cwd=REPO_ROOT,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert finished.returncode == 0, finished.stdout[-3000:] + finished.stderr[-3000:]
+    return finished, json.loads(out.read_text())
+
+
+@pytest.mark.slow
+def test_every_measured_endpoint_has_one_comparison_record(bench_run):
+    _, records = bench_run
+    comparisons = [r for r in records if "ratio" in r]
+    assert [r["name"] for r in comparisons] == READ_RECORDS + WRITE_RECORDS
+    for record in comparisons:
+        assert set(record) >= COMPARISON_KEYS, record
+        assert record["backend"] == "sqlite"
+
+
+@pytest.mark.slow
+def test_ratio_is_candidate_p50_over_baseline_p50(bench_run):
+    _, records = bench_run
+    for record in (r for r in records if "ratio" in r):
+        expected = record["candidate_p50_ms"] / record["baseline_p50_ms"]
+        # p50s are rounded to 1 µs, the ratio to 4 decimals.
+        assert record["ratio"] == pytest.approx(expected, rel=1e-3, abs=1e-4), record
+        assert record["baseline_p50_ms"] <= record["baseline_p95_ms"], record
+        assert record["candidate_p50_ms"] <= record["candidate_p95_ms"], record
+
+
+@pytest.mark.slow
+def test_every_request_was_answered_and_both_paths_agreed(bench_run):
+    _, records = bench_run
+    for record in (r for r in records if "ratio" in r):
+        assert record["errors"] == {"baseline": 0, "candidate": 0}, record
+        assert record["samples"]["baseline"] == record["samples"]["candidate"] >= 10, record
+        if record["name"].startswith("read:"):
+            assert record["body_mismatches"] == 0, record
+
+
+@pytest.mark.slow
+def test_seed_backfill_and_machine_are_recorded(bench_run):
+    finished, records = bench_run
+    by_name = {r["name"]: r for r in records}
+    backfill = by_name["backfill"]
+    assert backfill["backend"] == "sqlite"
+    assert backfill["unit"] == "s"
+    assert backfill["value"] > 0
+    assert backfill["target"] == "< 10 s"
+    assert backfill["models"]["catalog"]["rows"] == 50  # the quick shop has 50 products
+    assert by_name["seed"]["rows"]["orders"] == 2000
+    machine = by_name["machine"]
+    assert machine["cores"] >= 1
+    assert machine["cpu"]
+    assert machine["sqlite"].count(".") == 2
+    assert by_name["run"]["orders"] == 2000
+    assert "write:orders.place_order" in finished.stdout
+    assert "PASS" in finished.stdout or "FAIL" in finished.stdout
