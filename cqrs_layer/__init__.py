@@ -14,12 +14,16 @@ from .errors import (
     UnguardedWriteError,
     ValidationFailed,
 )
+from .compare import CompareOptions
 from .ext import CQRS, CQRSState
+from .flags import FlagState, FlagStore
+from .gate import PromotionRefused
 from .guard import WriteGuard, allow_unguarded_writes
 from .messages import Command, Event, Query
 from .outbox import StoredEvent
 from .projections import Projection, ProjectionContext, ProjectionDispatcher
 from .readmodel import ReadModel
+from .rollout import Route
 from .routing import ModeSource, StaticModeSource
 from .uow import UnitOfWork
 
@@ -29,17 +33,22 @@ __all__ = [
     "Command",
     "CommandBus",
     "CommandRejected",
+    "CompareOptions",
     "ConcurrencyConflict",
     "DomainRuleViolated",
     "Event",
+    "FlagState",
+    "FlagStore",
     "ModeSource",
     "NotFound",
     "Projection",
     "ProjectionContext",
     "ProjectionDispatcher",
+    "PromotionRefused",
     "Query",
     "QueryBus",
     "ReadModel",
+    "Route",
     "StaticModeSource",
     "StoredEvent",
     "UnguardedWriteError",

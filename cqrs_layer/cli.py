@@ -9,12 +9,16 @@ from flask import current_app
 from flask.cli import AppGroup
 from sqlalchemy import select
 
+from .flags_cli import flags_cli
 from .readmodel_cli import backfill_command, verify_command
+from .report_cli import report_command
 from .tables import outbox
 
 cqrs_cli = AppGroup("cqrs", help="CQRS migration toolkit.")
 cqrs_cli.add_command(backfill_command)
 cqrs_cli.add_command(verify_command)
+cqrs_cli.add_command(flags_cli)
+cqrs_cli.add_command(report_command)
 
 
 @cqrs_cli.command("routes")

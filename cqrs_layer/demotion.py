@@ -18,6 +18,7 @@ from flask import Flask
 
 from . import comparisons
 from .comparisons import setting
+from .errors import ConcurrencyConflict
 from .rollout import LIVE, SHADOW
 
 if TYPE_CHECKING:
@@ -52,7 +53,11 @@ def demote_if_failing(app: Flask, state: CQRSState, endpoint: str) -> bool:
         return False
     if state.flags.get(endpoint).stage != LIVE:  # another worker got there first
         return False
-    state.flags.set_stage(endpoint, SHADOW, actor=ACTOR, reason=reason, force=True)
+    try:
+        # Moving down to shadow is never gated, so this is not a forced change.
+        state.flags.set_stage(endpoint, SHADOW, actor=ACTOR, reason=reason)
+    except ConcurrencyConflict:
+        return False  # another worker changed the flag in between; its change stands
     log.warning("auto-demoted %s from live to shadow: %s", endpoint, reason)
     return True
 

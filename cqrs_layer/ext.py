@@ -15,10 +15,11 @@ from flask import Flask, current_app
 from flask.typing import ResponseReturnValue
 from flask_sqlalchemy import SQLAlchemy
 
-from . import correlation, guard
+from . import admin_api, correlation, guard, rollout
 from .bus import CommandBus, CommandHandler, QueryBus, QueryHandler
 from .cli import cqrs_cli
 from .errors import CommandRejected, ErrorRenderer, render_json_error
+from .flags import FlagStore
 from .messages import Command, Query
 from .middleware import DEFAULT_PIPELINE
 from .projections import Projection, ProjectionDispatcher
@@ -27,7 +28,6 @@ from .routing import (
     Build,
     ModeSource,
     Respond,
-    StaticModeSource,
     ViewDecorator,
     WrappedEndpoint,
     mark_served_by,
@@ -43,16 +43,24 @@ DEFAULT_CONFIG: dict[str, Any] = {
     "CQRS_WRITE_GUARD": "warn",
     "CQRS_ERROR_RENDERER": None,
     "CQRS_OUTBOX_SHOW": 20,
+    # Flags (cqrs_layer.flags): how stale a process's flag cache may get, the default
+    # comparison sampling, whose subject a percentage rollout counts, the admin API token.
+    "CQRS_FLAG_REFRESH_SECONDS": 0.5,
+    "CQRS_DEFAULT_SAMPLE_RATE": 1.0,
+    "CQRS_SUBJECT_HEADER": rollout.DEFAULT_SUBJECT_HEADER,
+    "CQRS_SUBJECT_KEY": None,
+    "CQRS_ADMIN_TOKEN": None,
 }
 
 
 class CQRSState:
     """One app's toolkit state: buses, read models, projections, guard, wrapped endpoints."""
 
-    def __init__(self, app: Flask, db: SQLAlchemy, modes: ModeSource) -> None:
+    def __init__(self, app: Flask, db: SQLAlchemy, modes: ModeSource | None = None) -> None:
         self.app = app
         self.db = db
-        self.modes = modes
+        self.flags = FlagStore(app, self)
+        self.modes: ModeSource = modes or self.flags
         self.read_models: dict[str, ReadModel] = {}
         self.projections = ProjectionDispatcher()
         self.command_bus = CommandBus(DEFAULT_PIPELINE)
@@ -110,13 +118,15 @@ class CQRS:
             app.config.setdefault(key, value)
         if app.config["CQRS_WRITE_GUARD"] not in guard.MODES:
             raise ValueError(f"CQRS_WRITE_GUARD must be one of {', '.join(guard.MODES)}")
-        state = CQRSState(app, db, self.mode_source or StaticModeSource())
+        _check_default_stages(app)
+        state = CQRSState(app, db, self.mode_source)
         app.extensions["cqrs"] = state
         correlation.install(app)
         guard.install(app, db, state.guard)
         app.register_error_handler(CommandRejected, state.render_error)
         app.after_request(mark_served_by)
         app.cli.add_command(cqrs_cli)
+        app.register_blueprint(admin_api.blueprint)
         return state
 
     def state(self, app: Flask | None = None) -> CQRSState:
@@ -173,11 +183,17 @@ class CQRS:
         build: Build,
         respond: Respond | None = None,
         decorators: Sequence[ViewDecorator] = (),
+        writes: Sequence[str] = (),
         app: Flask | None = None,
     ) -> WrappedEndpoint:
-        """Give the write endpoint ``endpoint`` a command path (mode ``command``)."""
+        """Give the write endpoint ``endpoint`` a command path (stage ``command``).
+
+        ``writes``: the tables it writes, so the promotion gate knows which read
+        endpoints it blocks while on ``legacy`` (else learned by the write guard)."""
         state = self.state(app)
-        return wrap_endpoint(state.app, state, endpoint, "write", build, respond, decorators)
+        return wrap_endpoint(
+            state.app, state, endpoint, "write", build, respond, decorators, writes=writes
+        )
 
     def query_endpoint(
         self,
@@ -186,8 +202,33 @@ class CQRS:
         build: Build,
         respond: Respond | None = None,
         decorators: Sequence[ViewDecorator] = (),
+        read_models: Sequence[str] = (),
+        compare: Any = None,
         app: Flask | None = None,
     ) -> WrappedEndpoint:
-        """Give the read endpoint ``endpoint`` a query path (mode ``read-model``)."""
+        """Give the read endpoint ``endpoint`` a query path (stages shadow/live/complete).
+
+        ``read_models``: names of the read models the query reads (the promotion gate
+        verifies them; none declared means all). ``compare``: a ``CompareOptions``."""
         state = self.state(app)
-        return wrap_endpoint(state.app, state, endpoint, "read", build, respond, decorators)
+        return wrap_endpoint(
+            state.app,
+            state,
+            endpoint,
+            "read",
+            build,
+            respond,
+            decorators,
+            read_models=read_models,
+            compare=compare,
+        )
+
+
+def _check_default_stages(app: Flask) -> None:
+    for kind, key in (("read", "CQRS_DEFAULT_READ_MODE"), ("write", "CQRS_DEFAULT_WRITE_MODE")):
+        try:
+            rollout.normalize_stage(kind, app.config[key])
+        except CommandRejected:
+            raise ValueError(
+                f"{key} is {app.config[key]!r}; use one of {', '.join(rollout.STAGES[kind])}"
+            ) from None

@@ -11,21 +11,26 @@ from __future__ import annotations
 import difflib
 import functools
 import logging
+import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Literal, Protocol
 
-from flask import Flask, Request, Response, current_app, request
+from flask import Flask, Request, Response, after_this_request, current_app, request
 from flask.typing import ResponseReturnValue
 from pydantic import ValidationError
+from sqlalchemy.exc import SQLAlchemyError
+from werkzeug.exceptions import HTTPException
 
-from . import idempotency
+from . import comparisons, idempotency, rollout, shadow
+from .deadline import Deadline, DeadlineExceeded, enforced
 from .errors import CommandRejected, ValidationFailed
 from .messages import Command, Query
 from .uow import UnitOfWork, before_commit
 
 if TYPE_CHECKING:
     from .ext import CQRSState
+    from .rollout import Route
 
 log = logging.getLogger(__name__)
 
@@ -33,6 +38,7 @@ SERVED_BY_HEADER = "X-CQRS-Served-By"
 _SERVED_BY_KEY = "cqrs.served_by"  # on the request: an app context can outlive it
 EndpointKind = Literal["read", "write"]
 LEGACY = "legacy"
+READ_MODEL = "read-model"
 #: The modes each kind of endpoint can be in; the first is the safe fallback.
 MODES: dict[str, tuple[str, ...]] = {"read": (LEGACY, "read-model"), "write": (LEGACY, "command")}
 
@@ -68,6 +74,12 @@ class WrappedEndpoint:
     kind: EndpointKind
     legacy_view: Callable[..., Any]
     new_view: Callable[..., Any]
+    #: Read endpoint: the read models its query path reads (the promotion gate checks them).
+    read_models: tuple[str, ...] = ()
+    #: Write endpoint: the tables it writes (the gate blocks promotions of their readers).
+    writes: frozenset[str] = frozenset()
+    #: Read endpoint: how its comparisons normalize answers (a ``compare.CompareOptions``).
+    compare: Any = None
 
 
 def default_read_respond(result: Any, _view_args: dict[str, Any]) -> ResponseReturnValue:
@@ -86,16 +98,23 @@ def wrap_endpoint(
     build: Build,
     respond: Respond | None = None,
     decorators: Sequence[ViewDecorator] = (),
+    *,
+    read_models: Sequence[str] = (),
+    writes: Sequence[str] = (),
+    compare: Any = None,
 ) -> WrappedEndpoint:
     legacy_view = _existing_view(app, endpoint)
     if endpoint in state.endpoints:
         raise ValueError(f"endpoint {endpoint!r} is already wrapped by cqrs_layer")
     configured = app.config["CQRS_ENDPOINT_MODES"].get(endpoint)
-    if configured is not None and configured not in MODES[kind]:
-        raise ValueError(
-            f"CQRS_ENDPOINT_MODES[{endpoint!r}] is {configured!r}; a {kind} endpoint takes "
-            f"one of {', '.join(MODES[kind])}"
-        )
+    if configured is not None:
+        try:
+            rollout.normalize_stage(kind, configured)
+        except CommandRejected:
+            raise ValueError(
+                f"CQRS_ENDPOINT_MODES[{endpoint!r}] is {configured!r}; a {kind} endpoint "
+                f"takes one of {', '.join(rollout.STAGES[kind])}"
+            ) from None
     if kind == "write":
         new_view = _command_view(state, endpoint, build, respond or default_write_respond)
     else:
@@ -105,21 +124,26 @@ def wrap_endpoint(
 
     @functools.wraps(legacy_view)
     def cqrs_endpoint(*args: Any, **view_args: Any) -> Response:
-        mode = _mode(state, endpoint, kind)
-        request.environ[_SERVED_BY_KEY] = mode
-        if mode == LEGACY:
-            rv = legacy_view(*args, **view_args)
-        else:
+        route = state.flags.route(endpoint, kind, request)
+        if kind == "read":
+            return serve_read(state, wrapped, route, args, view_args)
+        served_by = rollout.COMMAND if route.serve_new else LEGACY
+        request.environ[_SERVED_BY_KEY] = served_by
+        if route.serve_new:
             try:
                 rv = new_view(*args, **view_args)
             except CommandRejected as error:
                 rv = state.render_error(error)
+        else:
+            rv = legacy_view(*args, **view_args)
         response = current_app.make_response(rv)
-        response.headers[SERVED_BY_HEADER] = mode
+        response.headers[SERVED_BY_HEADER] = served_by
         return response
 
     app.view_functions[endpoint] = cqrs_endpoint
-    wrapped = WrappedEndpoint(endpoint, kind, legacy_view, new_view)
+    wrapped = WrappedEndpoint(
+        endpoint, kind, legacy_view, new_view, tuple(read_models), frozenset(writes), compare
+    )
     state.endpoints[endpoint] = wrapped
     return wrapped
 
@@ -140,15 +164,6 @@ def _existing_view(app: Flask, endpoint: str) -> Callable[..., Any]:
         similar = difflib.get_close_matches(endpoint, list(app.view_functions), n=5, cutoff=0.5)
         hint = f"; did you mean {', '.join(similar)}?" if similar else ""
         raise LookupError(f"no endpoint named {endpoint!r} in app {app.name!r}{hint}") from None
-
-
-def _mode(state: CQRSState, endpoint: str, kind: str) -> str:
-    mode = state.modes.mode_for(endpoint, kind)
-    if mode in MODES[kind]:
-        return mode
-    # A bad flag value must not take the endpoint down: serve the legacy path.
-    log.error("unknown mode %r for %s endpoint %s; serving legacy", mode, kind, endpoint)
-    return LEGACY
 
 
 def _build(build: Build, view_args: dict[str, Any]) -> Any:
@@ -212,3 +227,138 @@ def _dispatch_idempotently(
             raise
         return replay
     return responses[0]
+
+
+# ---------------------------------------------------------------- serving a read
+
+
+def serve_read(
+    state: CQRSState,
+    wrapped: WrappedEndpoint,
+    route: Route,
+    args: tuple[Any, ...],
+    view_args: dict[str, Any],
+) -> Response:
+    """Serve a read per ``route``: the new path (falling back to legacy when it fails or
+    is late, if the route allows), else legacy; queue a comparison when sampled. The
+    header says which path actually served."""
+    app: Flask = current_app._get_current_object()  # type: ignore[attr-defined]
+    started = time.perf_counter()
+    if route.serve_new:
+        request.environ[_SERVED_BY_KEY] = READ_MODEL
+        response, failure = _try_new_path(app, state, wrapped, args, view_args)
+        new_ms = shadow.elapsed_ms(started)
+        if failure is None and response is not None:
+            if route.compare:
+                _compare_after_response(app, wrapped, route, READ_MODEL, new_ms)
+            response.headers[SERVED_BY_HEADER] = READ_MODEL
+            return response
+        assert failure is not None
+        if not route.fallback:
+            raise failure[1]
+        _fall_back(app, wrapped.endpoint, route, failure, new_ms)
+    elif route.compare:
+        _compare_after_response(app, wrapped, route, LEGACY, None)
+    request.environ[_SERVED_BY_KEY] = LEGACY
+    response = app.make_response(wrapped.legacy_view(*args, **view_args))
+    response.headers[SERVED_BY_HEADER] = LEGACY
+    return response
+
+
+#: Why the new path was not used: (reason ``error``/``timeout``, the exception).
+Failure = tuple[str, Exception]
+
+
+def _try_new_path(
+    app: Flask,
+    state: CQRSState,
+    wrapped: WrappedEndpoint,
+    args: tuple[Any, ...],
+    view_args: dict[str, Any],
+) -> tuple[Response | None, Failure | None]:
+    """The new path's response, or why it cannot be used. The database stops its queries
+    at ``CQRS_READ_TIMEOUT_MS``; Python time past it is measured and the answer dropped."""
+    session = state.db.session
+    deadline = Deadline(float(comparisons.setting(app.config, "CQRS_READ_TIMEOUT_MS")))
+    try:
+        with enforced(session.connection(), deadline):
+            try:
+                rv = wrapped.new_view(*args, **view_args)
+            except CommandRejected as error:  # a legitimate answer (404, 422...)
+                rv = state.render_error(error)
+            response = app.make_response(rv)
+    except HTTPException:
+        raise  # an answer too (an auth decorator's abort): the app renders it
+    except DeadlineExceeded as exceeded:
+        _roll_back(session)
+        return None, ("timeout", exceeded)
+    except Exception as error:
+        _roll_back(session)
+        return None, ("error", error)
+    if deadline.expired():
+        return None, ("timeout", deadline.exceeded())
+    if response.status_code >= 500:
+        return None, ("error", RuntimeError(f"HTTP {response.status_code}"))
+    return response, None
+
+
+def _roll_back(session: Any) -> None:
+    """Give the legacy path a clean transaction (PostgreSQL aborts it after an error)."""
+    try:
+        session.rollback()
+    except SQLAlchemyError:
+        log.exception("rollback after a failed read path failed")
+
+
+def _fall_back(app: Flask, endpoint: str, route: Route, failure: Failure, new_ms: float) -> None:
+    """Count and log the failure; record it (with the legacy answer) once it exists."""
+    reason, error = failure
+    comparisons.fallbacks_total.labels(endpoint=endpoint, reason=reason).inc()
+    log.warning("%s: read model %s (%s); served by legacy", endpoint, reason, error)
+    path = shadow.display_path(request.environ)
+    started = time.perf_counter()
+
+    @after_this_request
+    def record_fallback(response: Response) -> Response:
+        shadow.schedule_record(
+            app,
+            comparisons.ComparisonRecord(
+                endpoint=endpoint,
+                stage=route.stage,
+                served_by=LEGACY,
+                outcome=comparisons.FALLBACK,
+                method=request.method,
+                path=path,
+                legacy_status=response.status_code,
+                legacy_ms=shadow.elapsed_ms(started),
+                new_ms=new_ms,
+                new_error=shadow.describe(error),
+            ),
+        )
+        return response
+
+
+def _compare_after_response(
+    app: Flask, wrapped: WrappedEndpoint, route: Route, served_by: str, served_ms: float | None
+) -> None:
+    """Once the response exists (error handlers included), queue the comparison."""
+    copy = shadow.RequestCopy.of(
+        request, int(comparisons.setting(app.config, "CQRS_COMPARISON_MAX_BODY"))
+    )
+    if copy is None:
+        return
+    started = time.perf_counter()
+
+    @after_this_request
+    def queue_comparison(response: Response) -> Response:
+        answer = shadow.answer_of(response)
+        if answer is not None:
+            error = f"HTTP {answer.status}" if answer.status >= 500 else None
+            ms = served_ms if served_ms is not None else shadow.elapsed_ms(started)
+            served = shadow.Observation(answer, error, ms)
+            shadow.schedule(
+                app,
+                wrapped,
+                shadow.Comparison(wrapped.endpoint, route.stage, served_by, copy, served),
+            )
+        return response

@@ -9,8 +9,10 @@ from __future__ import annotations
 from sqlalchemy import (
     JSON,
     BigInteger,
+    Boolean,
     Column,
     DateTime,
+    Float,
     Index,
     Integer,
     MetaData,
@@ -71,4 +73,37 @@ idempotency_keys = Table(
     Column("response_headers", JSON, nullable=False),
     Column("created_at", DateTime, nullable=False),  # naive UTC
     PrimaryKeyConstraint("endpoint", "key"),
+)
+
+#: One row per endpoint whose stage was ever set; endpoints without a row use the config
+#: default. ``version`` grows with every change (the flag caches compare it).
+flags = Table(
+    "cqrs_flags",
+    metadata,
+    Column("endpoint", String(200), primary_key=True),
+    Column("kind", String(10), nullable=False),
+    Column("stage", String(20), nullable=False),
+    Column("percent", Float, nullable=False),
+    Column("sample_rate", Float, nullable=False),
+    Column("updated_at", DateTime, nullable=False),  # naive UTC
+    Column("updated_by", String(200), nullable=False),
+    Column("version", Integer, nullable=False),
+)
+
+#: Every flag change, refused ones excepted: who, when, from, to, why, and whether the
+#: promotion gate was overridden.
+flag_audit = Table(
+    "cqrs_flag_audit",
+    metadata,
+    Column("id", Position, primary_key=True, autoincrement=True),
+    Column("endpoint", String(200), nullable=False),
+    Column("at", DateTime, nullable=False),  # naive UTC
+    Column("actor", String(200), nullable=False),
+    Column("from_stage", String(20), nullable=True),  # None: the config default applied
+    Column("to_stage", String(20), nullable=False),
+    Column("from_percent", Float, nullable=True),
+    Column("to_percent", Float, nullable=False),
+    Column("reason", Text, nullable=False),
+    Column("forced", Boolean, nullable=False),
+    Index("ix_cqrs_flag_audit_endpoint_at", "endpoint", "at"),
 )

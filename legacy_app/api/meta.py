@@ -1,5 +1,31 @@
-"""Placeholder: meta endpoints."""
+"""Endpoints about the service itself: health and the API description."""
+
+from __future__ import annotations
+
+from typing import Any
 
 from flask import Blueprint
+from sqlalchemy import text
+from sqlalchemy.exc import SQLAlchemyError
 
-bp = Blueprint("meta", __name__, url_prefix="/api")
+from ..errors import ApiError
+from ..extensions import db
+from ..openapi import openapi_document
+
+bp = Blueprint("meta", __name__)
+
+
+@bp.get("/healthz")
+def healthz() -> dict[str, str]:
+    # A process that answers but cannot reach its database is not healthy: say so with a 503
+    # so a load balancer stops sending it traffic.
+    try:
+        db.session.execute(text("SELECT 1"))
+    except SQLAlchemyError:
+        raise ApiError("database unreachable", status=503, code="service_unavailable") from None
+    return {"status": "ok"}
+
+
+@bp.get("/openapi.json")
+def openapi() -> dict[str, Any]:
+    return openapi_document()

@@ -75,7 +75,7 @@ def test_cli_routes_lists_wrapped_endpoints_and_their_mode(
     assert result.exit_code == 0, result.output
     assert [line.split() for line in result.output.splitlines()] == [
         ["library.add_book", "write", "legacy"],
-        ["library.get_book", "read", "read-model"],
+        ["library.get_book", "read", "complete"],
         ["library.lend_book", "write", "legacy"],
         ["library.rename_book", "write", "legacy"],
     ]

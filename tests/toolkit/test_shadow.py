@@ -329,7 +329,7 @@ def test_a_wrong_read_model_in_live_is_auto_demoted_and_audited(
         "auto-demotion",
         "live",
         "shadow",
-        True,
+        False,
     )
     assert latest.reason == reason
     assert [r.getMessage() for r in caplog.records if r.name == "cqrs_layer.demotion"] == [

@@ -345,22 +345,26 @@ def wire_cqrs(app: Flask) -> CQRS:
         "library.add_book",
         build=lambda request, _: AddBook.model_validate(request.get_json()),
         respond=lambda book, _: (book, 201, {"Location": f"/library/books/{book['id']}"}),
+        writes=["books"],
     )
     cqrs.command_endpoint(
         "library.lend_book",
         build=lambda request, args: LendBook(book_id=args["book_id"], **request.get_json()),
         respond=lambda loan, _: (loan, 201),
         decorators=[require_token],
+        writes=["books", "loans"],
     )
     cqrs.command_endpoint(
         "library.rename_book",
         build=lambda request, args: RenameBook(book_id=args["book_id"], **request.get_json()),
         respond=lambda book, _: make_response(jsonify(book), 200),
+        writes=["books"],
     )
     cqrs.query_endpoint(
         "library.get_book",
         build=lambda _, args: GetBook(book_id=args["book_id"]),
         respond=_not_found_if_none,
+        read_models=["book_shelf"],
     )
     return cqrs
 

@@ -1,0 +1,67 @@
+# Two commands on a fresh machine with only Python 3.11+:  make run  /  make test
+#
+# Both create .venv if it is missing and (re)install the project into it whenever
+# pyproject.toml is newer than the stamp file, so dependencies never go stale.
+
+PYTHON ?= python3
+VENV ?= .venv
+BIN := $(VENV)/bin
+PY := $(BIN)/python
+STAMP := $(VENV)/.installed
+
+HOST ?= 127.0.0.1
+PORT ?= 5000
+# gunicorn, not `flask run`: several worker processes share one database like in production,
+# which is what the later stages (flags read by every worker, SQLite in WAL mode) must survive.
+WORKERS ?= 2
+# pytest-xdist: one worker per core; each worker gets its own PostgreSQL database.
+PYTEST_WORKERS ?= auto
+PYTEST_ARGS ?=
+
+.PHONY: run venv migrate seed test lint format bench clean distclean
+
+run: migrate seed
+	@echo "Serving the shop on http://$(HOST):$(PORT)  (Ctrl-C to stop)"
+	$(BIN)/gunicorn --workers $(WORKERS) --bind $(HOST):$(PORT) --access-logfile - \
+		'legacy_app:create_app()'
+
+# The virtualenv with the project installed, for running its tools by hand.
+venv: $(STAMP)
+
+# DATABASE_URL (default: the SQLite file instance/shop.db) is read by alembic's env.py and
+# by the app in the same way, so both always touch the same database.
+migrate: $(STAMP)
+	$(BIN)/alembic upgrade head
+
+seed: $(STAMP)
+	$(BIN)/flask --app legacy_app seed --if-empty
+
+test: lint
+	$(BIN)/pytest -n $(PYTEST_WORKERS) $(PYTEST_ARGS)
+
+lint: $(STAMP)
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+	$(BIN)/mypy
+
+format: $(STAMP)
+	$(BIN)/ruff check --fix .
+	$(BIN)/ruff format .
+
+bench: $(STAMP)
+	@if [ -f bench/__main__.py ]; then $(PY) -m bench; else echo "No benchmarks yet (bench/__main__.py)."; fi
+
+$(PY):
+	$(PYTHON) -m venv $(VENV)
+
+$(STAMP): pyproject.toml | $(PY)
+	$(PY) -m pip install --quiet -e '.[dev]'
+	@touch $(STAMP)
+
+clean:
+	rm -rf .pytest_cache .mypy_cache .ruff_cache .hypothesis build bench/out *.egg-info
+	find . -name __pycache__ -type d -not -path './$(VENV)/*' -prune -exec rm -rf {} +
+
+# Also forgets the virtualenv and the local SQLite database.
+distclean: clean
+	rm -rf $(VENV) instance

@@ -1,0 +1,544 @@
+"""The OpenAPI 3.1 document of the shop's API, the machine-readable twin of docs/api.md.
+
+Written by hand as data (not generated from the views) so it states the contract the views
+must keep; tests/api/test_openapi.py checks that it lists exactly the routes the app serves.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+Schema = dict[str, Any]
+
+OPENAPI_VERSION = "3.1.0"
+
+# --- small builders, so each operation below reads like its line in docs/api.md -------------
+
+
+def ref(name: str) -> Schema:
+    return {"$ref": f"#/components/schemas/{name}"}
+
+
+def integer(minimum: int | None = None, maximum: int | None = None) -> Schema:
+    schema: Schema = {"type": "integer"}
+    if minimum is not None:
+        schema["minimum"] = minimum
+    if maximum is not None:
+        schema["maximum"] = maximum
+    return schema
+
+
+def string(min_length: int | None = None, max_length: int | None = None) -> Schema:
+    schema: Schema = {"type": "string"}
+    if min_length is not None:
+        schema["minLength"] = min_length
+    if max_length is not None:
+        schema["maxLength"] = max_length
+    return schema
+
+
+def nullable(schema: Schema) -> Schema:
+    return {"anyOf": [schema, {"type": "null"}]}
+
+
+TIMESTAMP: Schema = {"type": "string", "format": "date-time"}
+
+
+def obj(properties: dict[str, Schema], *, optional: tuple[str, ...] = ()) -> Schema:
+    """A closed object; every property is required unless listed in ``optional``."""
+    return {
+        "type": "object",
+        "properties": properties,
+        "required": [name for name in properties if name not in optional],
+        "additionalProperties": False,
+    }
+
+
+def body(properties: dict[str, Schema], *, optional: tuple[str, ...] = ()) -> Schema:
+    return obj(properties, optional=optional)
+
+
+def page_of(item: str) -> Schema:
+    return obj(
+        {
+            "items": {"type": "array", "items": ref(item)},
+            "total": integer(0),
+            "page": integer(1),
+            "per_page": integer(1, 100),
+        }
+    )
+
+
+def json_response(description: str, schema: Schema) -> Schema:
+    return {"description": description, "content": {"application/json": {"schema": schema}}}
+
+
+ERROR_DESCRIPTIONS = {
+    400: "Body is not JSON / not application/json",
+    404: "Unknown id in the path",
+    409: "A domain rule refuses the change",
+    422: "Invalid input; `fields` names each bad field",
+    503: "The database is unreachable",
+}
+
+
+def responses(status: int, description: str, schema: Schema | None, *errors: int) -> Schema:
+    result: Schema = {
+        str(status): json_response(description, schema)
+        if schema is not None
+        else {"description": description}
+    }
+    for code in errors:
+        result[str(code)] = json_response(ERROR_DESCRIPTIONS[code], ref("Error"))
+    return result
+
+
+def path_param(name: str) -> Schema:
+    return {"name": name, "in": "path", "required": True, "schema": integer(1)}
+
+
+def query(name: str, schema: Schema, description: str) -> Schema:
+    return {
+        "name": name,
+        "in": "query",
+        "required": False,
+        "schema": schema,
+        "description": description,
+    }
+
+
+PAGINATION = [
+    query("page", {**integer(1), "default": 1}, "Page number, from 1"),
+    query("per_page", {**integer(1, 100), "default": 20}, "Items per page"),
+]
+
+
+def operation(
+    operation_id: str,
+    summary: str,
+    tag: str,
+    responses_: Schema,
+    *,
+    parameters: list[Schema] | None = None,
+    request: Schema | None = None,
+) -> Schema:
+    op: Schema = {"operationId": operation_id, "summary": summary, "tags": [tag]}
+    if parameters:
+        op["parameters"] = parameters
+    if request is not None:
+        op["requestBody"] = {
+            "required": True,
+            "content": {"application/json": {"schema": request}},
+        }
+    op["responses"] = responses_
+    return op
+
+
+# --- component schemas -----------------------------------------------------------------------
+
+SCHEMAS: dict[str, Schema] = {
+    "Error": obj(
+        {
+            "error": obj(
+                {
+                    "status": integer(),
+                    "code": {
+                        "type": "string",
+                        "examples": [
+                            "bad_request",
+                            "not_found",
+                            "method_not_allowed",
+                            "conflict",
+                            "validation_error",
+                            "service_unavailable",
+                        ],
+                    },
+                    "message": {"type": "string"},
+                    "fields": {
+                        "type": "array",
+                        "items": obj({"field": {"type": "string"}, "reason": {"type": "string"}}),
+                    },
+                },
+                optional=("fields",),
+            )
+        }
+    ),
+    "Health": obj({"status": {"const": "ok"}}),
+    "Product": obj(
+        {
+            "id": integer(),
+            "sku": {"type": "string"},
+            "name": {"type": "string"},
+            "description": {"type": "string"},
+            "price_cents": integer(0),
+            "category_id": integer(),
+            "category": {"type": "string"},
+            "stock": integer(0),
+            "avg_rating": nullable({"type": "number"}),
+            "review_count": integer(0),
+            "units_sold": integer(0),
+            "created_at": TIMESTAMP,
+            "updated_at": TIMESTAMP,
+        }
+    ),
+    "ProductPage": page_of("Product"),
+    "Review": obj(
+        {
+            "id": integer(),
+            "product_id": integer(),
+            "customer_id": nullable(integer()),
+            "rating": integer(1, 5),
+            "body": {"type": "string"},
+            "created_at": TIMESTAMP,
+        }
+    ),
+    "ReviewPage": page_of("Review"),
+    "Category": obj({"id": integer(), "name": {"type": "string"}, "product_count": integer(0)}),
+    "CategoryList": obj(
+        {"items": {"type": "array", "items": ref("Category")}, "total": integer(0)}
+    ),
+    "Customer": obj(
+        {
+            "id": integer(),
+            "email": {"type": "string"},
+            "name": {"type": "string"},
+            "created_at": TIMESTAMP,
+        }
+    ),
+    "CustomerPage": page_of("Customer"),
+    "CustomerOrder": obj(
+        {
+            "id": integer(),
+            "status": ref("OrderStatus"),
+            "created_at": TIMESTAMP,
+            "line_count": integer(0),
+            "item_count": integer(0),
+            "total_cents": integer(0),
+        }
+    ),
+    "CustomerOrderPage": page_of("CustomerOrder"),
+    "CustomerSummary": obj(
+        {
+            "customer_id": integer(),
+            "order_count": integer(0),
+            "lifetime_value_cents": integer(0),
+            "average_order_value_cents": integer(0),
+            "first_order_at": nullable(TIMESTAMP),
+            "last_order_at": nullable(TIMESTAMP),
+            "favourite_category": nullable(
+                obj({"id": integer(), "name": {"type": "string"}, "units": integer(0)})
+            ),
+        }
+    ),
+    "OrderStatus": {"type": "string", "enum": ["placed", "paid", "shipped", "cancelled"]},
+    "OrderLine": obj(
+        {
+            "id": integer(),
+            "product_id": integer(),
+            "sku": {"type": "string"},
+            "name": {"type": "string"},
+            "quantity": integer(1, 1000),
+            "unit_price_cents": integer(0),
+            "line_total_cents": integer(0),
+        }
+    ),
+    "Order": obj(
+        {
+            "id": integer(),
+            "customer_id": integer(),
+            "status": ref("OrderStatus"),
+            "created_at": TIMESTAMP,
+            "paid_at": nullable(TIMESTAMP),
+            "shipped_at": nullable(TIMESTAMP),
+            "cancelled_at": nullable(TIMESTAMP),
+            "lines": {"type": "array", "items": ref("OrderLine")},
+            "item_count": integer(0),
+            "total_cents": integer(0),
+        }
+    ),
+    "TopProducts": obj(
+        {
+            "items": {
+                "type": "array",
+                "items": obj(
+                    {
+                        "product_id": integer(),
+                        "sku": {"type": "string"},
+                        "name": {"type": "string"},
+                        "units_sold": integer(0),
+                        "revenue_cents": integer(0),
+                    }
+                ),
+            },
+            "total": integer(0),
+            "days": integer(1, 3650),
+            "limit": integer(1, 100),
+        }
+    ),
+    "DailySales": obj(
+        {
+            "items": {
+                "type": "array",
+                "items": obj(
+                    {
+                        "date": {"type": "string", "format": "date"},
+                        "order_count": integer(0),
+                        "units": integer(0),
+                        "revenue_cents": integer(0),
+                    }
+                ),
+            },
+            "total": integer(0),
+            "days": integer(1, 3650),
+        }
+    ),
+    "LowStockItem": obj(
+        {
+            "product_id": integer(),
+            "sku": {"type": "string"},
+            "name": {"type": "string"},
+            "category": {"type": "string"},
+            "stock": integer(0),
+        }
+    ),
+    "LowStockPage": page_of("LowStockItem"),
+}
+
+# --- request bodies --------------------------------------------------------------------------
+
+PRODUCT_FIELDS: dict[str, Schema] = {
+    "sku": string(1, 40),
+    "name": string(1, 200),
+    "price_cents": integer(0),
+    "category_id": integer(),
+    "description": string(max_length=5000),
+}
+CREATE_PRODUCT = body(
+    {**PRODUCT_FIELDS, "stock": {**integer(0), "default": 0}},
+    optional=("description", "stock"),
+)
+UPDATE_PRODUCT = {**body(PRODUCT_FIELDS, optional=tuple(PRODUCT_FIELDS)), "minProperties": 1}
+RESTOCK = body({"quantity": integer(1, 1_000_000)})
+CREATE_REVIEW = body(
+    {"rating": integer(1, 5), "body": string(max_length=5000), "customer_id": integer()},
+    optional=("body", "customer_id"),
+)
+CREATE_CATEGORY = body({"name": string(1, 80)})
+CUSTOMER_FIELDS: dict[str, Schema] = {
+    "email": {**string(3, 254), "pattern": "@"},
+    "name": string(1, 200),
+}
+CREATE_CUSTOMER = body(CUSTOMER_FIELDS)
+UPDATE_CUSTOMER = {**body(CUSTOMER_FIELDS, optional=tuple(CUSTOMER_FIELDS)), "minProperties": 1}
+CREATE_ORDER = body(
+    {
+        "customer_id": integer(),
+        "lines": {
+            "type": "array",
+            "minItems": 1,
+            "maxItems": 100,
+            "items": body({"product_id": integer(), "quantity": integer(1, 1000)}),
+        },
+    }
+)
+
+# --- operations ------------------------------------------------------------------------------
+
+PRODUCT_ID = path_param("product_id")
+CUSTOMER_ID = path_param("customer_id")
+ORDER_ID = path_param("order_id")
+DAYS = query("days", {**integer(1, 3650), "default": 30}, "Last N calendar days in UTC")
+PRODUCT_SORTS = ["name", "-name", "price", "-price", "rating", "popularity"]
+
+
+def order_transition(name: str, summary: str) -> Schema:
+    return operation(
+        f"{name}Order", summary, "orders",
+        responses(200, "The order after the transition", ref("Order"), 404, 409),
+        parameters=[ORDER_ID],
+    )  # fmt: skip
+
+
+PATHS: dict[str, Schema] = {
+    "/api/products": {
+        "get": operation(
+            "listProducts", "The catalog", "products",
+            responses(200, "A page of products", ref("ProductPage"), 422),
+            parameters=[
+                query("category", integer(), "Category id"),
+                query("q", string(max_length=200), "Substring of name or sku, any case"),
+                query("in_stock", {"type": "string", "enum": ["true", "false"]},
+                      "true: stock > 0; false: stock = 0"),
+                query("sort", {"type": "string", "enum": PRODUCT_SORTS, "default": "name"},
+                      "Order; ties by id ascending"),
+                *PAGINATION,
+            ],
+        ),
+        "post": operation(
+            "createProduct", "Add a product", "products",
+            responses(201, "The new product", ref("Product"), 400, 409, 422),
+            request=CREATE_PRODUCT,
+        ),
+    },
+    "/api/products/{product_id}": {
+        "get": operation(
+            "getProduct", "One product", "products",
+            responses(200, "The product", ref("Product"), 404),
+            parameters=[PRODUCT_ID],
+        ),
+        "patch": operation(
+            "updateProduct", "Change a product (not its stock)", "products",
+            responses(200, "The product", ref("Product"), 400, 404, 409, 422),
+            parameters=[PRODUCT_ID], request=UPDATE_PRODUCT,
+        ),
+        "delete": operation(
+            "deleteProduct", "Delete a product that no order references", "products",
+            responses(204, "Deleted", None, 404, 409),
+            parameters=[PRODUCT_ID],
+        ),
+    },
+    "/api/products/{product_id}/restock": {
+        "post": operation(
+            "restockProduct", "Add stock", "products",
+            responses(200, "The product", ref("Product"), 400, 404, 422),
+            parameters=[PRODUCT_ID], request=RESTOCK,
+        ),
+    },
+    "/api/products/{product_id}/reviews": {
+        "get": operation(
+            "listProductReviews", "Reviews, newest first", "products",
+            responses(200, "A page of reviews", ref("ReviewPage"), 404, 422),
+            parameters=[PRODUCT_ID, *PAGINATION],
+        ),
+        "post": operation(
+            "createProductReview", "Review a product", "products",
+            responses(201, "The new review", ref("Review"), 400, 404, 422),
+            parameters=[PRODUCT_ID], request=CREATE_REVIEW,
+        ),
+    },
+    "/api/categories": {
+        "get": operation(
+            "listCategories", "All categories by name", "products",
+            responses(200, "The categories", ref("CategoryList")),
+        ),
+        "post": operation(
+            "createCategory", "Add a category", "products",
+            responses(201, "The new category", ref("Category"), 400, 409, 422),
+            request=CREATE_CATEGORY,
+        ),
+    },
+    "/api/customers": {
+        "get": operation(
+            "listCustomers", "Customers by id", "customers",
+            responses(200, "A page of customers", ref("CustomerPage"), 422),
+            parameters=[query("q", string(max_length=200), "Substring of name or email"),
+                        *PAGINATION],
+        ),
+        "post": operation(
+            "createCustomer", "Add a customer (email is lower-cased)", "customers",
+            responses(201, "The new customer", ref("Customer"), 400, 409, 422),
+            request=CREATE_CUSTOMER,
+        ),
+    },
+    "/api/customers/{customer_id}": {
+        "get": operation(
+            "getCustomer", "One customer", "customers",
+            responses(200, "The customer", ref("Customer"), 404),
+            parameters=[CUSTOMER_ID],
+        ),
+        "patch": operation(
+            "updateCustomer", "Change email and/or name", "customers",
+            responses(200, "The customer", ref("Customer"), 400, 404, 409, 422),
+            parameters=[CUSTOMER_ID], request=UPDATE_CUSTOMER,
+        ),
+        "delete": operation(
+            "deleteCustomer", "Delete a customer without orders", "customers",
+            responses(204, "Deleted", None, 404, 409),
+            parameters=[CUSTOMER_ID],
+        ),
+    },
+    "/api/customers/{customer_id}/orders": {
+        "get": operation(
+            "listCustomerOrders", "Order history, newest first", "customers",
+            responses(200, "A page of orders", ref("CustomerOrderPage"), 404, 422),
+            parameters=[CUSTOMER_ID, *PAGINATION],
+        ),
+    },
+    "/api/customers/{customer_id}/summary": {
+        "get": operation(
+            "getCustomerSummary", "Lifetime figures over non-cancelled orders", "customers",
+            responses(200, "The summary", ref("CustomerSummary"), 404),
+            parameters=[CUSTOMER_ID],
+        ),
+    },
+    "/api/orders": {
+        "post": operation(
+            "placeOrder", "Place an order; stock is taken in the same transaction", "orders",
+            responses(201, "The new order", ref("Order"), 400, 409, 422),
+            request=CREATE_ORDER,
+        ),
+    },
+    "/api/orders/{order_id}": {
+        "get": operation(
+            "getOrder", "One order", "orders",
+            responses(200, "The order", ref("Order"), 404),
+            parameters=[ORDER_ID],
+        ),
+    },
+    "/api/orders/{order_id}/pay": {"post": order_transition("pay", "placed -> paid")},
+    "/api/orders/{order_id}/ship": {"post": order_transition("ship", "paid -> shipped")},
+    "/api/orders/{order_id}/cancel": {
+        "post": order_transition("cancel", "placed or paid -> cancelled; stock is returned"),
+    },
+    "/api/reports/top-products": {
+        "get": operation(
+            "reportTopProducts", "Best sellers by units (cancelled orders excluded)", "reports",
+            responses(200, "The ranking", ref("TopProducts"), 422),
+            parameters=[DAYS, query("limit", {**integer(1, 100), "default": 10}, "Rows")],
+        ),
+    },
+    "/api/reports/daily-sales": {
+        "get": operation(
+            "reportDailySales", "Per UTC day with sales, date ascending", "reports",
+            responses(200, "The days", ref("DailySales"), 422),
+            parameters=[DAYS],
+        ),
+    },
+    "/api/reports/low-stock": {
+        "get": operation(
+            "reportLowStock", "Products with stock <= threshold", "reports",
+            responses(200, "A page of products", ref("LowStockPage"), 422),
+            parameters=[
+                query("threshold", {**integer(0, 1_000_000), "default": 10}, "Stock limit"),
+                *PAGINATION,
+            ],
+        ),
+    },
+    "/healthz": {
+        "get": operation(
+            "health", "Liveness, including a database round trip", "meta",
+            responses(200, "Up", ref("Health"), 503),
+        ),
+    },
+    "/openapi.json": {
+        "get": operation(
+            "openapi", "This document", "meta",
+            responses(200, "The OpenAPI document", {"type": "object"}),
+        ),
+    },
+}  # fmt: skip
+
+
+def openapi_document() -> dict[str, Any]:
+    return {
+        "openapi": OPENAPI_VERSION,
+        "info": {
+            "title": "Demo shop API",
+            "version": "1.0.0",
+            "description": "The contract in docs/api.md. Money is integer cents; every error "
+            "is the `Error` JSON shape, never HTML.",
+        },
+        "tags": [{"name": name} for name in ("products", "customers", "orders", "reports", "meta")],
+        "paths": PATHS,
+        "components": {"schemas": SCHEMAS},
+    }
