@@ -5,6 +5,7 @@ The names below are the public surface; every other module may change.
 
 from . import errors, signals
 from .bus import CommandBus, QueryBus
+from .compare import CompareOptions
 from .correlation import correlation_scope, current_correlation_id
 from .errors import (
     CommandRejected,
@@ -14,7 +15,6 @@ from .errors import (
     UnguardedWriteError,
     ValidationFailed,
 )
-from .compare import CompareOptions
 from .ext import CQRS, CQRSState
 from .flags import FlagState, FlagStore
 from .gate import PromotionRefused
