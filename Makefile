@@ -48,8 +48,11 @@ format: $(STAMP)
 	$(BIN)/ruff check --fix .
 	$(BIN)/ruff format .
 
+# Legacy vs new over real HTTP, on SQLite and (when reachable) PostgreSQL, in one run.
+ORDERS ?= 100000
+BENCH_ARGS ?=
 bench: $(STAMP)
-	@if [ -f bench/__main__.py ]; then $(PY) -m bench; else echo "No benchmarks yet (bench/__main__.py)."; fi
+	$(PY) -m bench --orders $(ORDERS) $(BENCH_ARGS)
 
 $(PY):
 	$(PYTHON) -m venv $(VENV)
