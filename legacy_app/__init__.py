@@ -32,7 +32,15 @@ def create_app(config: Mapping[str, Any] | None = None) -> Flask:
     register_error_handlers(app)
     _register_blueprints(app)
     _register_commands(app)
+    _init_cqrs(app)
     return app
+
+
+def _init_cqrs(app: Flask) -> None:
+    # After the blueprints: the toolkit wraps their endpoints by name.
+    from .cqrs.wiring import init_cqrs
+
+    init_cqrs(app)
 
 
 def _register_blueprints(app: Flask) -> None:

@@ -16,4 +16,11 @@ def config_from_env(instance_path: str) -> dict[str, Any]:
         "SQLALCHEMY_DATABASE_URI": os.environ.get("DATABASE_URL")
         or default_database_url(instance_path),
         "JSON_SORT_KEYS": False,
+        # Which path serves the wrapped endpoints when no flag says otherwise (writes:
+        # legacy | command; reads: legacy | shadow | live | complete, where the older
+        # "read-model" means complete) and what the write guard does with writes that
+        # bypass the commands (off | warn | strict), so a server can start in any mode.
+        "CQRS_DEFAULT_WRITE_MODE": os.environ.get("CQRS_DEFAULT_WRITE_MODE", "legacy"),
+        "CQRS_DEFAULT_READ_MODE": os.environ.get("CQRS_DEFAULT_READ_MODE", "legacy"),
+        "CQRS_WRITE_GUARD": os.environ.get("CQRS_WRITE_GUARD", "warn"),
     }

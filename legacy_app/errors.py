@@ -12,6 +12,7 @@ from typing import Any
 
 from flask import Flask, Response, jsonify
 from pydantic import ValidationError
+from sqlalchemy.orm.exc import StaleDataError
 from werkzeug.exceptions import HTTPException
 
 from .extensions import db
@@ -67,6 +68,12 @@ class Unprocessable(ApiError):
     status, code = 422, "validation_error"
 
 
+#: What a lost optimistic-concurrency race answers, on the legacy path as on the command
+#: path (cqrs_layer's ConcurrencyConflict): the same status, code and message.
+CONCURRENCY_CONFLICT_CODE = "concurrency_conflict"
+CONCURRENCY_CONFLICT_MESSAGE = "the data was changed by another request; reload it and try again"
+
+
 def validation_error_from_pydantic(exc: ValidationError, *, prefix: str = "") -> Unprocessable:
     fields = []
     for err in exc.errors(include_url=False):
@@ -89,6 +96,13 @@ def register_error_handlers(app: Flask) -> None:
     @app.errorhandler(ValidationError)
     def _pydantic(exc: ValidationError) -> tuple[Response, int]:
         return error_response(validation_error_from_pydantic(exc))
+
+    @app.errorhandler(StaleDataError)
+    def _stale(_exc: StaleDataError) -> tuple[Response, int]:
+        # A version_id_col check failed: another request changed the row since we read it.
+        return error_response(
+            Conflict(CONCURRENCY_CONFLICT_MESSAGE, code=CONCURRENCY_CONFLICT_CODE)
+        )
 
     @app.errorhandler(HTTPException)
     def _http(exc: HTTPException) -> tuple[Response, int]:

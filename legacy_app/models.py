@@ -5,7 +5,7 @@ from __future__ import annotations
 import enum
 from datetime import datetime
 
-from sqlalchemy import CheckConstraint, ForeignKey, Index, Integer, String, Text
+from sqlalchemy import CheckConstraint, ForeignKey, Index, Integer, String, Text, text
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from .extensions import db
@@ -26,6 +26,17 @@ ALLOWED_TRANSITIONS: dict[OrderStatus, frozenset[OrderStatus]] = {
     OrderStatus.SHIPPED: frozenset(),
     OrderStatus.CANCELLED: frozenset(),
 }
+
+
+def version_column() -> Mapped[int]:
+    """An optimistic-concurrency counter (``version_id_col``).
+
+    Every ORM UPDATE or DELETE of the row says ``WHERE version = <the version read>`` and
+    bumps it, so of two requests that read the same version and both write, the second
+    matches no row and fails with StaleDataError (a 409) instead of silently overwriting
+    the first. Rows written outside the ORM start at the server default.
+    """
+    return mapped_column(Integer, nullable=False, server_default=text("1"))
 
 
 class Category(db.Model):  # type: ignore[name-defined]
@@ -52,6 +63,9 @@ class Product(db.Model):  # type: ignore[name-defined]
     category_id: Mapped[int] = mapped_column(ForeignKey("categories.id"))
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow, onupdate=utcnow)
+    version: Mapped[int] = version_column()
+
+    __mapper_args__ = {"version_id_col": version}
 
     category: Mapped[Category] = relationship(back_populates="products")
     stock: Mapped[Stock] = relationship(
@@ -80,6 +94,9 @@ class Customer(db.Model):  # type: ignore[name-defined]
     email: Mapped[str] = mapped_column(String(254), unique=True)
     name: Mapped[str] = mapped_column(String(200))
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    version: Mapped[int] = version_column()
+
+    __mapper_args__ = {"version_id_col": version}
 
     orders: Mapped[list[Order]] = relationship(back_populates="customer")
 

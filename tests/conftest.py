@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import os
 import tempfile
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from typing import Any
 
 import pytest
@@ -16,15 +16,16 @@ from flask import Flask
 from flask.testing import FlaskClient, FlaskCliRunner
 from sqlalchemy import text
 
-from legacy_app import create_app
+from cqrs_layer import allow_unguarded_writes
+from cqrs_layer.tables import metadata as toolkit_metadata
+from legacy_app.cqrs.read_models import read_metadata
 from legacy_app.extensions import db
 
 from .databases import backends, temporary_postgres_database
+from .variants import APP_VARIANTS
 
-AppFactory = Callable[[dict[str, Any]], Flask]
-
-# name -> factory(config) building the app under test. Later stages add wrapped variants.
-APP_VARIANTS: dict[str, AppFactory] = {"legacy": create_app}
+# The shop's tables, the toolkit's (outbox, tracking, idempotency keys) and the read models.
+ALL_METADATA = (db.metadata, toolkit_metadata, read_metadata)
 
 
 def selected_variants() -> list[str]:
@@ -57,7 +58,8 @@ def app_variant(request: pytest.FixtureRequest) -> str:
 def app(database_url: str, app_variant: str) -> Iterator[Flask]:
     app = APP_VARIANTS[app_variant]({"TESTING": True, "SQLALCHEMY_DATABASE_URI": database_url})
     with app.app_context():
-        db.create_all()
+        for metadata in ALL_METADATA:
+            metadata.create_all(db.engine)
         _empty_all_tables()
         yield app
         db.session.remove()
@@ -67,8 +69,8 @@ def app(database_url: str, app_variant: str) -> Iterator[Flask]:
 
 def _empty_all_tables() -> None:
     """Delete every row and restart ids, so known-data tests see ids 1, 2, 3..."""
-    tables = list(reversed(db.metadata.sorted_tables))
-    with db.engine.begin() as conn:
+    tables = [t for metadata in ALL_METADATA for t in reversed(metadata.sorted_tables)]
+    with allow_unguarded_writes(), db.engine.begin() as conn:
         if conn.dialect.name == "postgresql":
             names = ", ".join(f'"{t.name}"' for t in tables)
             conn.execute(text(f"TRUNCATE {names} RESTART IDENTITY CASCADE"))

@@ -1,0 +1,89 @@
+"""One function that puts the shop on the toolkit: ``init_cqrs(app)``.
+
+It registers the commands and their handlers, the projections (which bring their read
+models, whose source tables the write guard then watches), the query handlers, and wraps
+every write endpoint with its command path and every slow read endpoint with its
+read-model path. Which path serves a request is decided per request by the
+``CQRS_*_MODE`` config (see :mod:`legacy_app.config`), so wiring changes no behaviour by
+itself: with the defaults every endpoint is still served by its legacy view.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from typing import Any
+
+from flask import Flask, Request, Response
+from sqlalchemy import Connection
+
+from cqrs_layer import CQRS, CommandRejected, CQRSState, Query
+from cqrs_layer.bus import QueryHandler
+
+from ..errors import ApiError, error_response
+from ..extensions import db
+from .endpoints import WRITE_ENDPOINTS
+from .handlers import HANDLERS
+from .projections import PROJECTIONS
+from .queries import READ_ENDPOINTS, ReadEndpoint
+
+cqrs = CQRS()
+
+
+def render_toolkit_error(error: CommandRejected) -> tuple[Response, int]:
+    """Toolkit refusals (idempotency key misuse, concurrency conflicts, command validation)
+    rendered by the shop's own error path: the same body shape, and the session rolled
+    back like after any other API error."""
+    return error_response(
+        ApiError(error.message, fields=error.fields, status=error.status, code=error.code)
+    )
+
+
+def init_cqrs(app: Flask) -> CQRSState:
+    app.config.setdefault("CQRS_ERROR_RENDERER", render_toolkit_error)
+    state = cqrs.init_app(app, db)
+    for projection in PROJECTIONS:
+        state.register_projection(projection)
+    for command_type, handler in HANDLERS.items():
+        state.command_bus.register(command_type, handler)
+    for write in WRITE_ENDPOINTS:
+        cqrs.command_endpoint(write.endpoint, build=write.build, respond=write.respond, app=app)
+    for read in READ_ENDPOINTS:
+        state.query_bus.register(read.query_type, _answering_errors(read.handler))
+        cqrs.query_endpoint(read.endpoint, build=_query_builder(read), app=app)
+    return state
+
+
+def _query_builder(read: ReadEndpoint) -> Callable[[Request, dict[str, Any]], Query]:
+    # The shop's query builders take the view arguments like the view function does.
+    def build(_request: Request, view_args: dict[str, Any]) -> Query:
+        with _shop_errors_as_answers():
+            return read.build(**view_args)
+
+    return build
+
+
+def _answering_errors(handler: Callable[[Any, Connection], Any]) -> QueryHandler:
+    def handle(query: Any, connection: Connection) -> Any:
+        with _shop_errors_as_answers():
+            return handler(query, connection)
+
+    return handle
+
+
+@contextmanager
+def _shop_errors_as_answers() -> Iterator[None]:
+    """The shop's query code refuses bad input with its own ``ApiError`` (a 404 or 422 is
+    a legitimate answer). The toolkit tells answers from failures by type: anything but a
+    ``CommandRejected`` from the read path counts as a broken read model and is served by
+    the legacy path instead. Re-raise it as the toolkit's refusal, with the same status,
+    code, message and fields, so the read model's own answer is the one served."""
+    try:
+        yield
+    except ApiError as error:
+        raise CommandRejected(
+            error.message, fields=error.fields, status=error.status, code=error.code
+        ) from error
+
+
+__all__ = ["cqrs", "init_cqrs", "render_toolkit_error"]

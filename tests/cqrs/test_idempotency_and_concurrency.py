@@ -1,0 +1,225 @@
+"""Retries and races on the write path.
+
+- ``Idempotency-Key`` on POST /api/orders: a retry (sequential or concurrent) answers the
+  first response and places one order; a key reused for another body is refused.
+- Optimistic concurrency (``version_id_col``): two requests that read the same version of
+  a product or customer and both PATCH it: one wins, the other gets a 409 and nothing of
+  it is kept, on the command path and on the legacy path alike.
+"""
+
+from __future__ import annotations
+
+import threading
+
+import pytest
+from sqlalchemy import func, select
+
+from cqrs_layer.tables import outbox
+from legacy_app.models import Customer, Order, Product, Stock
+from legacy_app.services import catalog as catalog_services
+from legacy_app.services import customers as customer_services
+
+from ..factories import CustomerFactory, ProductFactory
+
+ORDER = {"customer_id": 1, "lines": [{"product_id": 1, "quantity": 2}]}
+
+
+@pytest.fixture
+def app_variant(request):
+    return getattr(request, "param", "commands")
+
+
+both_write_paths = pytest.mark.parametrize("app_variant", ["commands", "legacy"], indirect=True)
+
+
+@pytest.fixture
+def shop(db_session):
+    """Customer 1 ann@example.com; product 1 MUG (1000c, stock 5)."""
+    CustomerFactory(email="ann@example.com", name="Ann")
+    ProductFactory(sku="MUG", name="Mug", price_cents=1000, stock__quantity=5)
+    db_session.commit()
+
+
+def order_count(db_session):
+    db_session.expire_all()
+    return db_session.scalar(select(func.count()).select_from(Order))
+
+
+def stock(db_session):
+    return db_session.scalar(select(Stock.quantity).where(Stock.product_id == 1))
+
+
+def outbox_types(db_session):
+    return list(db_session.scalars(select(outbox.c.event_type).order_by(outbox.c.position)))
+
+
+def run_together(app, calls):
+    """Run each ``call(client)`` in its own thread, app context and session, at once."""
+    barrier = threading.Barrier(len(calls), timeout=30)
+    results = [None] * len(calls)
+
+    def worker(index, call):
+        with app.app_context():
+            client = app.test_client()
+            barrier.wait()
+            results[index] = call(client)
+
+    threads = [threading.Thread(target=worker, args=pair) for pair in enumerate(calls)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout=60)
+    return results
+
+
+# -- idempotency ---------------------------------------------------------------------------
+
+
+def test_a_retry_answers_the_first_response_and_places_one_order(client, db_session, shop):
+    headers = {"Idempotency-Key": "order-abc"}
+    first = client.post("/api/orders", json=ORDER, headers=headers)
+    retry = client.post("/api/orders", json=ORDER, headers=headers)
+
+    assert first.status_code == retry.status_code == 201
+    assert retry.get_json() == first.get_json()
+    assert retry.get_json()["id"] == 1
+    assert retry.headers["Idempotent-Replayed"] == "true"
+    assert "Idempotent-Replayed" not in first.headers
+    assert order_count(db_session) == 1
+    assert stock(db_session) == 3
+    assert outbox_types(db_session) == ["OrderPlaced"]
+
+
+def test_another_key_places_another_order(client, db_session, shop):
+    client.post("/api/orders", json=ORDER, headers={"Idempotency-Key": "one"})
+    second = client.post("/api/orders", json=ORDER, headers={"Idempotency-Key": "two"})
+
+    assert second.status_code == 201
+    assert second.get_json()["id"] == 2
+    assert order_count(db_session) == 2
+
+
+def test_a_key_reused_for_another_request_is_refused(client, db_session, shop):
+    client.post("/api/orders", json=ORDER, headers={"Idempotency-Key": "k"})
+    other = {"customer_id": 1, "lines": [{"product_id": 1, "quantity": 1}]}
+
+    response = client.post("/api/orders", json=other, headers={"Idempotency-Key": "k"})
+
+    assert response.status_code == 422
+    error = response.get_json()["error"]
+    assert error["code"] == "validation_error"
+    assert [f["field"] for f in error["fields"]] == ["Idempotency-Key"]
+    assert order_count(db_session) == 1
+    assert stock(db_session) == 3
+
+
+def test_a_failed_request_is_not_remembered_so_its_retry_can_succeed(client, db_session, shop):
+    big = {"customer_id": 1, "lines": [{"product_id": 1, "quantity": 7}]}
+    headers = {"Idempotency-Key": "big-order"}
+
+    refused = client.post("/api/orders", json=big, headers=headers)
+    assert refused.status_code == 409
+    assert client.post("/api/products/1/restock", json={"quantity": 2}).status_code == 200
+    retried = client.post("/api/orders", json=big, headers=headers)
+
+    assert retried.status_code == 201
+    assert "Idempotent-Replayed" not in retried.headers
+    assert order_count(db_session) == 1
+    assert stock(db_session) == 0
+
+
+def test_concurrent_retries_place_one_order(app, db_session, shop):
+    def post(client):
+        response = client.post("/api/orders", json=ORDER, headers={"Idempotency-Key": "race"})
+        return response.status_code, response.get_json()
+
+    results = run_together(app, [post, post, post])
+
+    assert [status for status, _ in results] == [201, 201, 201]
+    assert [body for _, body in results] == [results[0][1]] * 3
+    assert order_count(db_session) == 1
+    assert stock(db_session) == 3
+    assert outbox_types(db_session) == ["OrderPlaced"]
+
+
+# -- optimistic concurrency ----------------------------------------------------------------
+
+
+def hold_after_reading(monkeypatch, module, name, parties=2):
+    """Make ``module.name`` (a loader the service calls first) wait, after reading the row,
+    until every racing request has read it: all hold the same version when they write."""
+    original = getattr(module, name)
+    barrier = threading.Barrier(parties, timeout=30)
+
+    def read_then_wait(*args, **kwargs):
+        row = original(*args, **kwargs)
+        barrier.wait()
+        return row
+
+    monkeypatch.setattr(module, name, read_then_wait)
+
+
+def patcher(url, body):
+    def call(client):
+        response = client.patch(url, json=body)
+        return response.status_code, response.get_json()
+
+    return call
+
+
+@both_write_paths
+def test_concurrent_product_patches_one_wins_one_gets_409(app, db_session, shop, monkeypatch):
+    hold_after_reading(monkeypatch, catalog_services, "_product_or_404")
+
+    results = run_together(
+        app,
+        [
+            patcher("/api/products/1", {"name": "Left", "price_cents": 111}),
+            patcher("/api/products/1", {"name": "Right", "description": "from the right"}),
+        ],
+    )
+
+    statuses = sorted(status for status, _ in results)
+    assert statuses == [200, 409]
+    winner = next(body for status, body in results if status == 200)
+    loser = next(body for status, body in results if status == 409)
+    assert loser["error"]["code"] == "concurrency_conflict"
+    db_session.expire_all()
+    product = db_session.get(Product, 1)
+    # Exactly the winner's change: nothing of the loser's PATCH was written.
+    assert (product.name, product.price_cents, product.description) == (
+        winner["name"],
+        winner["price_cents"],
+        winner["description"],
+    )
+    assert winner["name"] in {"Left", "Right"}
+    assert product.version == 2
+
+
+@both_write_paths
+def test_concurrent_customer_patches_one_wins_one_gets_409(app, db_session, shop, monkeypatch):
+    hold_after_reading(monkeypatch, customer_services, "customer_or_404")
+
+    results = run_together(
+        app,
+        [
+            patcher("/api/customers/1", {"name": "Left"}),
+            patcher("/api/customers/1", {"name": "Right"}),
+        ],
+    )
+
+    assert sorted(status for status, _ in results) == [200, 409]
+    winner = next(body for status, body in results if status == 200)
+    db_session.expire_all()
+    customer = db_session.get(Customer, 1)
+    assert (customer.name, customer.version) == (winner["name"], 2)
+
+
+@both_write_paths
+def test_sequential_patches_both_apply(client, db_session, shop):
+    assert client.patch("/api/products/1", json={"name": "One"}).status_code == 200
+    assert client.patch("/api/products/1", json={"price_cents": 5}).status_code == 200
+
+    db_session.expire_all()
+    product = db_session.get(Product, 1)
+    assert (product.name, product.price_cents, product.version) == ("One", 5, 3)
