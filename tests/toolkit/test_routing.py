@@ -197,7 +197,9 @@ def test_wrapping_twice_or_with_a_bad_configured_mode_is_refused(toy_app: Flask)
     with pytest.raises(ValueError, match="already wrapped"):
         cqrs.command_endpoint("library.add_book", build=lambda r, a: None, app=toy_app)
     toy_app.config["CQRS_ENDPOINT_MODES"] = {"library.book_card": "command"}
-    with pytest.raises(ValueError, match="a read endpoint takes one of legacy, shadow, live, complete"):
+    with pytest.raises(
+        ValueError, match="a read endpoint takes one of legacy, shadow, live, complete"
+    ):
         cqrs.query_endpoint("library.book_card", build=lambda r, a: None, app=toy_app)
 
 
