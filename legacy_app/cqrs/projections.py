@@ -37,6 +37,7 @@ from .events import (
 )
 from .read_models import (
     CANCELLED,
+    UNRATED_SORT_KEY,
     catalog,
     catalog_view,
     categories,
@@ -98,7 +99,7 @@ def _catalog_product_created(event: ProductCreated, ctx: ProjectionContext) -> N
             "stock": event.stock,
             "rating_sum": 0,
             "rating_count": 0,
-            "avg_rating_exact": None,
+            "rating_sort_key": UNRATED_SORT_KEY,
             "units_sold": 0,
             "created_at": naive_utc(event.created_at),
             "updated_at": naive_utc(event.updated_at),
@@ -147,7 +148,7 @@ def _catalog_review_added(event: ReviewAdded, ctx: ProjectionContext) -> None:
         .values(
             rating_sum=_cat.rating_sum + event.rating,
             rating_count=_cat.rating_count + 1,
-            avg_rating_exact=rating_average(_cat.rating_sum + event.rating, _cat.rating_count + 1),
+            rating_sort_key=rating_average(_cat.rating_sum + event.rating, _cat.rating_count + 1),
         )
     )
 

@@ -30,7 +30,6 @@ from ..validation import (
 )
 from .read_models import (
     catalog_view,
-    codepoint,
     customer_category_units_view,
     customer_orders_view,
     customer_summary_view,
@@ -142,12 +141,13 @@ def _catalog_conditions(query: ListProducts) -> list[ColumnElement[bool]]:
 
 def _catalog_order(sort: str) -> list[Any]:
     keys = {
-        "name": [codepoint(_cat.name).asc()],
-        "-name": [codepoint(_cat.name).desc()],
+        "name": [_cat.name.asc()],
+        "-name": [_cat.name.desc()],
         "price": [_cat.price_cents.asc()],
         "-price": [_cat.price_cents.desc()],
-        # avg_rating_exact is sum/count as a double, as the legacy sort computes it.
-        "rating": [_cat.avg_rating_exact.desc().nulls_last()],
+        # sum/count as a double, as the legacy sort computes it; unrated rows hold a key
+        # below every rating, so they come last.
+        "rating": [_cat.rating_sort_key.desc()],
         "popularity": [_cat.units_sold.desc()],
     }[sort]
     return [*keys, _cat.product_id.asc()]

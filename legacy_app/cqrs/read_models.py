@@ -70,25 +70,8 @@ def _utc_day_pg(element: utc_day, compiler: SQLCompiler, **kw: Any) -> str:
     return f"CAST({compiler.process(element.clauses, **kw)} AS DATE)"
 
 
-class codepoint(FunctionElement[str]):
-    """A string ordered by code point on every backend (what the legacy catalog sorts by).
-
-    SQLite compares text bytewise already; PostgreSQL needs ``COLLATE "C"``. Used in the
-    ORDER BY and in the index, so PostgreSQL can walk the index for the name sorts.
-    """
-
-    inherit_cache = True
-    type = String()
-
-
-@compiles(codepoint)
-def _codepoint_default(element: codepoint, compiler: SQLCompiler, **kw: Any) -> str:
-    return str(compiler.process(element.clauses, **kw))
-
-
-@compiles(codepoint, "postgresql")
-def _codepoint_pg(element: codepoint, compiler: SQLCompiler, **kw: Any) -> str:
-    return f'({compiler.process(element.clauses, **kw)}) COLLATE "C"'
+#: Text that sorts by code point on every backend, like the legacy catalog's name sort.
+CODEPOINT_TEXT = String(200).with_variant(String(200, collation="C"), "postgresql")
 
 
 def money(quantity: Any, unit_price_cents: Any) -> Any:
@@ -102,6 +85,10 @@ def rating_average(rating_sum: Any, rating_count: Any) -> Any:
     return cast(rating_sum, Float) / rating_count
 
 
+#: Below every real average (ratings are 1..5): unrated products sort last.
+UNRATED_SORT_KEY = -1.0
+
+
 # -- 1. catalog ----------------------------------------------------------------------------
 
 catalog_view = Table(
@@ -109,7 +96,9 @@ catalog_view = Table(
     read_metadata,
     Column("product_id", Integer, primary_key=True, autoincrement=False),
     Column("sku", String(40), nullable=False),
-    Column("name", String(200), nullable=False),
+    # Sorted by code point like the legacy catalog: SQLite compares text bytewise already,
+    # PostgreSQL is told by the column's collation, so plain indexes serve the name sorts.
+    Column("name", CODEPOINT_TEXT, nullable=False),
     Column("description", Text, nullable=False),
     Column("price_cents", Integer, nullable=False),
     Column("category_id", Integer, nullable=False),
@@ -119,26 +108,22 @@ catalog_view = Table(
     Column("stock", Integer, nullable=True),
     Column("rating_sum", BigInteger, nullable=False),
     Column("rating_count", Integer, nullable=False),
-    Column("avg_rating_exact", Float, nullable=True),  # NULL when unrated
+    # sum/count for the rating sort; UNRATED_SORT_KEY when unrated, so a plain DESC index
+    # puts unrated products last on every backend (no NULLS LAST needed).
+    Column("rating_sort_key", Float, nullable=False),
     Column("units_sold", BigInteger, nullable=False),
     Column("created_at", DateTime, nullable=False),
     Column("updated_at", DateTime, nullable=False),
 )
 _c = catalog_view.c
 # One index per sort, with the id tie-break in the direction the ORDER BY walks it.
-Index("ix_catalog_view_name_sort", codepoint(_c.name), _c.product_id)
-Index("ix_catalog_view_name_desc_sort", codepoint(_c.name).desc(), _c.product_id)
+Index("ix_catalog_view_name_sort", _c.name, _c.product_id)
+Index("ix_catalog_view_name_desc_sort", _c.name.desc(), _c.product_id)
 Index("ix_catalog_view_price_sort", _c.price_cents, _c.product_id)
 Index("ix_catalog_view_price_desc_sort", _c.price_cents.desc(), _c.product_id)
 Index("ix_catalog_view_popularity_sort", _c.units_sold.desc(), _c.product_id)
-# DESC puts NULLs (unrated) last on SQLite by itself; PostgreSQL must be told.
-Index("ix_catalog_view_rating_sort", _c.avg_rating_exact.desc().nulls_last(), _c.product_id).ddl_if(
-    dialect="postgresql"
-)
-Index("ix_catalog_view_rating_sort", _c.avg_rating_exact.desc(), _c.product_id).ddl_if(
-    dialect="sqlite"
-)
-Index("ix_catalog_view_category", _c.category_id, codepoint(_c.name), _c.product_id)
+Index("ix_catalog_view_rating_sort", _c.rating_sort_key.desc(), _c.product_id)
+Index("ix_catalog_view_category", _c.category_id, _c.name, _c.product_id)
 Index("ix_catalog_view_stock", _c.stock, _c.product_id)  # low-stock report, in_stock filter
 
 
@@ -171,7 +156,9 @@ def catalog_source() -> Select[*tuple[Any, ...]]:
             Stock.quantity.label("stock"),
             func.coalesce(reviews.c.rating_sum, 0).label("rating_sum"),
             func.coalesce(reviews.c.rating_count, 0).label("rating_count"),
-            rating_average(reviews.c.rating_sum, reviews.c.rating_count).label("avg_rating_exact"),
+            func.coalesce(
+                rating_average(reviews.c.rating_sum, reviews.c.rating_count), UNRATED_SORT_KEY
+            ).label("rating_sort_key"),
             func.coalesce(sold.c.n, 0).label("units_sold"),
             Product.created_at.label("created_at"),
             Product.updated_at.label("updated_at"),

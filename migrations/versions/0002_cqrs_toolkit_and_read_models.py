@@ -7,8 +7,8 @@
   ``flask --app legacy_app cqrs backfill`` before serving reads from them.
 
 Written out here rather than imported from the code, so this revision keeps creating the
-same schema whatever the code becomes later. The read-model name indexes sort by code
-point, which PostgreSQL must be told (``COLLATE "C"``) and SQLite does anyway.
+same schema whatever the code becomes later. The catalog's ``name`` sorts by code point,
+which PostgreSQL is told by the column's collation (``"C"``) and SQLite does anyway.
 
 Revision ID: 0002
 Revises: 0001
@@ -88,21 +88,18 @@ def _create_toolkit_tables() -> None:
     )
 
 
-def _codepoint(column: str) -> str:
-    """A column ordered by code point: what the catalog's name sorts use."""
-    if op.get_bind().dialect.name == "postgresql":
-        return f'({column}) COLLATE "C"'
-    return column
-
-
 def _create_read_model_tables() -> None:
-    postgresql = op.get_bind().dialect.name == "postgresql"
 
     op.create_table(
         "catalog_view",
         sa.Column("product_id", sa.Integer(), autoincrement=False, nullable=False),
         sa.Column("sku", sa.String(length=40), nullable=False),
-        sa.Column("name", sa.String(length=200), nullable=False),
+        # Code-point order on PostgreSQL too, like the legacy catalog's name sort.
+        sa.Column(
+            "name",
+            sa.String(length=200).with_variant(sa.String(length=200, collation="C"), "postgresql"),
+            nullable=False,
+        ),
         sa.Column("description", sa.Text(), nullable=False),
         sa.Column("price_cents", sa.Integer(), nullable=False),
         sa.Column("category_id", sa.Integer(), nullable=False),
@@ -110,24 +107,21 @@ def _create_read_model_tables() -> None:
         sa.Column("stock", sa.Integer(), nullable=True),
         sa.Column("rating_sum", sa.BigInteger(), nullable=False),
         sa.Column("rating_count", sa.Integer(), nullable=False),
-        sa.Column("avg_rating_exact", sa.Float(), nullable=True),
+        sa.Column("rating_sort_key", sa.Float(), nullable=False),
         sa.Column("units_sold", sa.BigInteger(), nullable=False),
         sa.Column("created_at", sa.DateTime(), nullable=False),
         sa.Column("updated_at", sa.DateTime(), nullable=False),
         sa.PrimaryKeyConstraint("product_id", name=op.f("pk_catalog_view")),
     )
-    name = sa.text(_codepoint("name"))
-    name_desc = sa.text(f"{_codepoint('name')} DESC")
     # DESC puts NULLs (unrated) last on SQLite by itself; PostgreSQL must be told.
-    rating = sa.text("avg_rating_exact DESC NULLS LAST" if postgresql else "avg_rating_exact DESC")
     catalog_indexes: dict[str, list[str | sa.TextClause]] = {
-        "ix_catalog_view_name_sort": [name, "product_id"],
-        "ix_catalog_view_name_desc_sort": [name_desc, "product_id"],
+        "ix_catalog_view_name_sort": ["name", "product_id"],
+        "ix_catalog_view_name_desc_sort": [sa.text("name DESC"), "product_id"],
         "ix_catalog_view_price_sort": ["price_cents", "product_id"],
         "ix_catalog_view_price_desc_sort": [sa.text("price_cents DESC"), "product_id"],
         "ix_catalog_view_popularity_sort": [sa.text("units_sold DESC"), "product_id"],
-        "ix_catalog_view_rating_sort": [rating, "product_id"],
-        "ix_catalog_view_category": ["category_id", name, "product_id"],
+        "ix_catalog_view_rating_sort": [sa.text("rating_sort_key DESC"), "product_id"],
+        "ix_catalog_view_category": ["category_id", "name", "product_id"],
         "ix_catalog_view_stock": ["stock", "product_id"],
     }
     for index_name, columns in catalog_indexes.items():

@@ -91,14 +91,14 @@ def test_catalog_rows(shop):
                 c.stock,
                 c.rating_sum,
                 c.rating_count,
-                c.avg_rating_exact,
+                c.rating_sort_key,
                 c.units_sold,
             ).order_by(c.product_id)
         ).all()
     assert [tuple(r) for r in got] == [
         ("MUG", "Kitchen", 10, 9, 2, 4.5, 3),  # the cancelled 7 do not count
         ("RAKE", "Garden", 10, 2, 1, 2.0, 4),
-        ("SPOON", "Kitchen", None, 0, 0, None, 4),  # no stock row, unrated
+        ("SPOON", "Kitchen", None, 0, 0, -1.0, 4),  # no stock row, unrated: sorts last
     ]
 
 
