@@ -13,7 +13,6 @@ stores them, so the backfill copies them unchanged; query handlers make them awa
 
 from __future__ import annotations
 
-from datetime import date
 from typing import Any
 
 from sqlalchemy import (
@@ -33,14 +32,12 @@ from sqlalchemy import (
     func,
     select,
 )
-from sqlalchemy.ext.compiler import compiles
-from sqlalchemy.sql.compiler import SQLCompiler
-from sqlalchemy.sql.functions import FunctionElement
 
 from cqrs_layer import ReadModel
 
 from ..extensions import NAMING_CONVENTION
 from ..models import Category, Customer, Order, OrderLine, OrderStatus, Product, Review, Stock
+from ..queries.reports import utc_date
 
 read_metadata = MetaData(naming_convention=NAMING_CONVENTION)
 
@@ -48,26 +45,6 @@ CANCELLED = OrderStatus.CANCELLED.value
 
 
 # -- dialect-portable SQL constructs -------------------------------------------------------
-
-
-class utc_day(FunctionElement[date]):  # lower case: reads like a SQL function
-    """The calendar day of a naive-UTC timestamp: the UTC day, no zone conversion."""
-
-    inherit_cache = True
-    type = Date()
-
-
-@compiles(utc_day)
-def _utc_day_sqlite(element: utc_day, compiler: SQLCompiler, **kw: Any) -> str:
-    # SQLite keeps DATETIME as ISO text; date() is its "YYYY-MM-DD" prefix, which is also
-    # how SQLAlchemy stores a Date on SQLite, so INSERT ... SELECT stores a readable Date.
-    return f"date({compiler.process(element.clauses, **kw)})"
-
-
-@compiles(utc_day, "postgresql")
-def _utc_day_pg(element: utc_day, compiler: SQLCompiler, **kw: Any) -> str:
-    # A ``timestamp without time zone`` casts to its own date; the session zone is ignored.
-    return f"CAST({compiler.process(element.clauses, **kw)} AS DATE)"
 
 
 #: Text that sorts by code point on every backend, like the legacy catalog's name sort.
@@ -451,7 +428,7 @@ def product_sales_source() -> Select[*tuple[Any, ...]]:
 
 
 def product_daily_sales_source() -> Select[*tuple[Any, ...]]:
-    day = utc_day(Order.created_at)
+    day = utc_date(Order.created_at)
     units = func.sum(OrderLine.quantity)
     revenue = func.sum(money(OrderLine.quantity, OrderLine.unit_price_cents))
     return (
@@ -500,7 +477,7 @@ daily_sales_view = Table(
 
 
 def daily_sales_source() -> Select[*tuple[Any, ...]]:
-    day = utc_day(Order.created_at)
+    day = utc_date(Order.created_at)
     # LEFT JOIN: an order without lines still counts as an order (with 0 units).
     return (
         select(
