@@ -80,9 +80,16 @@ class ConcurrencyConflict(CommandRejected):
 class UnguardedWriteError(RuntimeError):
     """Strict write guard: a guarded table was written outside a command.
 
-    Not a :class:`CommandRejected`: it is a bug in the host app (a write path that skips
-    the events), not something the client did, so the host's 500 handling applies.
+    Not a :class:`CommandRejected`: it is not something the client did but a write path
+    that skips the events, refused on purpose. The extension answers it with a 503 naming
+    the tables (see :func:`unguarded_write_refusal`), never a bare 500.
     """
+
+
+def unguarded_write_refusal(error: UnguardedWriteError) -> CommandRejected:
+    """What the client is told when strict mode refuses a write: the service cannot take
+    this write on this path right now (switch the endpoint to its command path)."""
+    return CommandRejected(str(error), status=503, code="unguarded_write")
 
 
 #: Turns a toolkit error into a Flask response value; set ``CQRS_ERROR_RENDERER`` to swap.

@@ -18,7 +18,13 @@ from flask_sqlalchemy import SQLAlchemy
 from . import admin_api, correlation, guard, rollout
 from .bus import CommandBus, CommandHandler, QueryBus, QueryHandler
 from .cli import cqrs_cli
-from .errors import CommandRejected, ErrorRenderer, render_json_error
+from .errors import (
+    CommandRejected,
+    ErrorRenderer,
+    UnguardedWriteError,
+    render_json_error,
+    unguarded_write_refusal,
+)
 from .flags import FlagStore
 from .messages import Command, Query
 from .middleware import DEFAULT_PIPELINE
@@ -124,6 +130,9 @@ class CQRS:
         correlation.install(app)
         guard.install(app, db, state.guard)
         app.register_error_handler(CommandRejected, state.render_error)
+        app.register_error_handler(
+            UnguardedWriteError, lambda error: state.render_error(unguarded_write_refusal(error))
+        )
         app.after_request(mark_served_by)
         app.cli.add_command(cqrs_cli)
         app.register_blueprint(admin_api.blueprint)

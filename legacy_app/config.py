@@ -23,4 +23,7 @@ def config_from_env(instance_path: str) -> dict[str, Any]:
         "CQRS_DEFAULT_WRITE_MODE": os.environ.get("CQRS_DEFAULT_WRITE_MODE", "legacy"),
         "CQRS_DEFAULT_READ_MODE": os.environ.get("CQRS_DEFAULT_READ_MODE", "legacy"),
         "CQRS_WRITE_GUARD": os.environ.get("CQRS_WRITE_GUARD", "warn"),
+        # The bearer token of the flag admin API under /cqrs/api/; unset keeps the API off.
+        # From the environment, never the command line, so it does not show in `ps`.
+        "CQRS_ADMIN_TOKEN": os.environ.get("CQRS_ADMIN_TOKEN") or None,
     }

@@ -465,19 +465,39 @@ class ReadEndpoint:
     query_type: type[Query]
     build: Callable[..., Query]
     handler: Callable[[Any, Connection], Json]
+    #: The read models the handler reads (the promotion gate verifies exactly these).
+    read_models: tuple[str, ...]
 
 
 #: What the wiring registers, one per slow read endpoint.
 READ_ENDPOINTS: tuple[ReadEndpoint, ...] = (
-    ReadEndpoint("products.list_products", ListProducts, build_list_products, list_products),
-    ReadEndpoint("products.get_product", GetProduct, build_get_product, get_product),
-    ReadEndpoint("reports.low_stock", LowStock, build_low_stock, low_stock),
     ReadEndpoint(
-        "customers.customer_orders", CustomerOrders, build_customer_orders, customer_orders
+        "products.list_products", ListProducts, build_list_products, list_products, ("catalog",)
+    ),
+    ReadEndpoint("products.get_product", GetProduct, build_get_product, get_product, ("catalog",)),
+    ReadEndpoint("reports.low_stock", LowStock, build_low_stock, low_stock, ("catalog",)),
+    ReadEndpoint(
+        "customers.customer_orders",
+        CustomerOrders,
+        build_customer_orders,
+        customer_orders,
+        ("customer_orders", "customer_summary"),  # the summary row answers "who exists"
     ),
     ReadEndpoint(
-        "customers.customer_summary", CustomerSummary, build_customer_summary, customer_summary
+        "customers.customer_summary",
+        CustomerSummary,
+        build_customer_summary,
+        customer_summary,
+        ("customer_summary", "customer_category_units", "customer_product_units", "categories"),
     ),
-    ReadEndpoint("reports.top_products", TopProducts, build_top_products, top_products),
-    ReadEndpoint("reports.daily_sales", DailySales, build_daily_sales, daily_sales),
+    ReadEndpoint(
+        "reports.top_products",
+        TopProducts,
+        build_top_products,
+        top_products,
+        ("product_sales", "product_daily_sales"),
+    ),
+    ReadEndpoint(
+        "reports.daily_sales", DailySales, build_daily_sales, daily_sales, ("daily_sales",)
+    ),
 )

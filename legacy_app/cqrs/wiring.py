@@ -47,10 +47,21 @@ def init_cqrs(app: Flask) -> CQRSState:
     for command_type, handler in HANDLERS.items():
         state.command_bus.register(command_type, handler)
     for write in WRITE_ENDPOINTS:
-        cqrs.command_endpoint(write.endpoint, build=write.build, respond=write.respond, app=app)
+        cqrs.command_endpoint(
+            write.endpoint,
+            build=write.build,
+            respond=write.respond,
+            writes=write.writes,
+            app=app,
+        )
     for read in READ_ENDPOINTS:
         state.query_bus.register(read.query_type, _answering_errors(read.handler))
-        cqrs.query_endpoint(read.endpoint, build=_query_builder(read), app=app)
+        cqrs.query_endpoint(
+            read.endpoint,
+            build=_query_builder(read),
+            read_models=read.read_models,
+            app=app,
+        )
     return state
 
 

@@ -182,9 +182,11 @@ def test_strict_mode_refuses_a_legacy_write_endpoint(app, client, db_session, sh
 
     response = client.post("/api/products/1/restock", json={"quantity": 3})
 
-    # The refusal is a bug in the app (a path that skips the events), not the client's.
-    assert response.status_code == 500
-    assert response.get_json()["error"]["code"] == "internal_error"
+    # Refused on purpose, with a JSON answer naming the table: never a bare 500.
+    assert response.status_code == 503
+    error = response.get_json()["error"]
+    assert error["code"] == "unguarded_write"
+    assert "stock" in error["message"]
     assert [call["strict"] for call in unguarded] == [True]
     assert shop_snapshot(db_session) == before
     assert_read_models_agree()

@@ -78,8 +78,12 @@ def test_strict_mode_refuses_an_orm_write(
     toy_client: FlaskClient, toy_app: Flask, reports: list[dict[str, Any]]
 ) -> None:
     toy_app.config["CQRS_WRITE_GUARD"] = "strict"
-    with pytest.raises(UnguardedWriteError, match="write to books outside a command"):
-        toy_client.post("/library/books", json={"title": "Dune", "copies": 1})
+    response = toy_client.post("/library/books", json={"title": "Dune", "copies": 1})
+    # Refused with a JSON 503 naming the table, never a bare 500.
+    assert response.status_code == 503
+    error = response.get_json()["error"]
+    assert error["code"] == "unguarded_write"
+    assert "write to books outside a command" in error["message"]
     assert count_rows(Book.__table__) == 0
     assert reports == [{"tables": ["books"], "strict": True, "endpoint": "library.add_book"}]
 
