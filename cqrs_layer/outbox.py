@@ -13,6 +13,10 @@ from sqlalchemy import Connection, func, insert, select
 from .messages import Event
 from .tables import outbox
 
+#: Built once: a statement object memoizes its cache key, so reusing it skips rebuilding
+#: the construct and its key on every command.
+_INSERT_RETURNING_POSITION = insert(outbox).returning(outbox.c.position)
+
 
 @dataclass(frozen=True, slots=True)
 class StoredEvent:
@@ -52,7 +56,7 @@ def append(
             "occurred_at": now.replace(tzinfo=None),
             "correlation_id": correlation_id,
         }
-        position = connection.execute(insert(outbox).returning(outbox.c.position), row).scalar_one()
+        position = connection.execute(_INSERT_RETURNING_POSITION, row).scalar_one()
         stored.append(StoredEvent(position=position, **{**row, "occurred_at": now}))
     return stored
 

@@ -9,24 +9,27 @@ policy is the one written here:
   handler that raises propagates out of :meth:`ProjectionDispatcher.apply`, so the command
   aborts and nothing it wrote commits. A broken projection therefore fails loudly; it can
   never leave the read model silently behind the source tables.
-* Each (projection, position) is applied at most once: a tracking row is inserted first
-  with ``ON CONFLICT DO NOTHING`` in the same transaction as the read-model change, and a
-  conflict means the event was applied already, so the handler is skipped. Together with
-  the outbox (an event exists iff its command committed) that is exactly-once in effect.
+* Each (projection, position) is applied at most once: before any handler runs, the
+  tracking rows of every (projection, position) pair in the batch are inserted in ONE
+  ``INSERT ... ON CONFLICT DO NOTHING RETURNING`` in the same transaction as the
+  read-model changes; a pair it does not return was applied already, so that handler is
+  skipped. Together with the outbox (an event exists iff its command committed) that is
+  exactly-once in effect.
 """
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any, TypeVar
 
-from sqlalchemy import Connection, delete
+from sqlalchemy import Connection, Executable, delete
 
 from .messages import Event
 from .outbox import StoredEvent
 from .readmodel import ReadModel
-from .sql import insert_if_absent
+from .sql import dialect_insert_for
 from .tables import projection_tracking
 
 E = TypeVar("E", bound=Event)
@@ -160,20 +163,31 @@ class ProjectionDispatcher:
         projections: Iterable[Projection],
     ) -> int:
         projections = list(projections)
+        plan = [
+            (stored, handlers)
+            for stored in stored_events
+            if (handlers := _handlers_of(projections, stored.event_type))
+        ]  # events nothing handles get no tracking row and no payload parsing
+        claimed = _claim(
+            connection,
+            [
+                (projection.name, stored.position)
+                for stored, handlers in plan
+                for projection, _ in handlers
+            ],
+        )
         applied = 0
-        for stored in stored_events:
-            handlers = [
-                (p, handler)
-                for p in projections
-                if (handler := p.handler_for(stored.event_type)) is not None
-            ]
-            if not handlers:
-                continue  # nothing handles it: no tracking row, no payload parsing
-            event = stored.event
+        for stored, handlers in plan:
+            event: Event | None = None
             context = ProjectionContext(connection=connection, stored=stored)
             for projection, handler in handlers:
-                if not _claim(connection, projection.name, stored.position):
+                try:
+                    # Removed once used: the same event twice in a batch applies once.
+                    claimed.remove((projection.name, stored.position))
+                except KeyError:
                     continue  # applied before: at most once
+                if event is None:
+                    event = stored.event
                 try:
                     handler(event, context)
                 except Exception as error:
@@ -186,8 +200,30 @@ class ProjectionDispatcher:
         return applied
 
 
-def _claim(connection: Connection, projection: str, position: int) -> bool:
-    """Record (projection, position) as applied; False when it already was."""
-    return insert_if_absent(
-        connection, projection_tracking, {"projection": projection, "position": position}
+def _handlers_of(
+    projections: list[Projection], event_type: str
+) -> list[tuple[Projection, Handler]]:
+    return [(p, handler) for p in projections if (handler := p.handler_for(event_type)) is not None]
+
+
+def _claim(connection: Connection, pairs: list[tuple[str, int]]) -> set[tuple[str, int]]:
+    """Record each (projection, position) as applied; returns the pairs that were not
+    already, i.e. the ones to apply now. One statement whatever the number of pairs
+    (SQLAlchemy renders the parameter list as a multi-row VALUES)."""
+    if not pairs:
+        return set()
+    rows = [{"projection": name, "position": position} for name, position in dict.fromkeys(pairs)]
+    inserted = connection.execute(_claim_statement(connection.dialect.name), rows)
+    return {(name, position) for name, position in inserted}
+
+
+@functools.cache
+def _claim_statement(dialect: str) -> Executable:
+    # Built once per dialect: constructing it (and its cache key) per event costs more
+    # than running it. RETURNING yields only the rows inserted, not the conflicting ones.
+    tracking = projection_tracking.c
+    return (
+        dialect_insert_for(dialect, projection_tracking)
+        .on_conflict_do_nothing(index_elements=[tracking.projection, tracking.position])
+        .returning(tracking.projection, tracking.position)
     )

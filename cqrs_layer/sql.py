@@ -24,7 +24,17 @@ SUPPORTED_DIALECTS = ("sqlite", "postgresql")
 
 def dialect_insert(connection: Connection, table: Table) -> SqliteInsert | PostgresInsert:
     """The INSERT construct of the connection's dialect, which knows ``on_conflict_*``."""
-    name = connection.dialect.name
+    return dialect_insert_for(connection.dialect.name, table)
+
+
+def dialect_insert_for(name: str, table: Table) -> SqliteInsert | PostgresInsert:
+    """:func:`dialect_insert` by dialect name, for statements built once per dialect.
+
+    Building a SQLAlchemy construct (and then its cache key) costs more than running it,
+    so a hot path should build its ``INSERT ... ON CONFLICT`` once per dialect with
+    ``bindparam()``s or ``excluded`` values, e.g. in a ``functools.cache``d function of
+    ``connection.dialect.name``, and execute it with parameter dicts.
+    """
     if name == "sqlite":
         return sqlite.insert(table)
     if name == "postgresql":
