@@ -25,6 +25,13 @@ from .database import (
 )
 from .machine import machine_record
 from .measure import Budget, Comparison, Side, WrongPath, percentile, run_ab
+from .overhead import (
+    ShadowLedger,
+    flag_evaluations,
+    measure_legacy_stage,
+    measure_shadow,
+    shadow_budget,
+)
 from .report import (
     COMPARISON_HEADER,
     Record,
@@ -32,12 +39,14 @@ from .report import (
     comparison_line,
     comparison_record,
     figure_record,
+    flag_eval_target,
     problems,
     table,
+    with_comparisons,
     write_json,
 )
 from .scenarios import ReadScenario, read_scenarios
-from .servers import ServerFailed, shop_server
+from .servers import UNWRAPPED_APP, ServerFailed, shop_server
 from .writes import measure_writes
 
 BENCH_DIR = Path(__file__).resolve().parent
@@ -46,6 +55,14 @@ BACKENDS = ("sqlite", "postgresql")
 QUICK_ORDERS = 2_000
 EXIT_MISCONFIGURED = 2
 FLOOR_SAMPLES = 50
+#: Per overhead:* record: stop adding pairs after this many seconds.
+OVERHEAD_SECONDS = 60.0
+OVERHEAD_SECONDS_QUICK = 10.0
+OVERHEAD_WARMUP = 20
+OVERHEAD_MIN_SAMPLES = 300
+#: (record, let each comparison finish before the next request?)
+SHADOW_RECORDS = (("overhead:shadow", True), ("overhead:shadow-saturated", False))
+FLAG_EVAL_REPEATS = 5
 
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
@@ -71,6 +88,19 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--min-samples", type=int, default=None, help="pairs always taken (25)")
     parser.add_argument("--warmup", type=int, default=None, help="untimed pairs per record (3)")
     parser.add_argument(
+        "--overhead-samples",
+        type=int,
+        default=None,
+        help="pairs per overhead:* record (1500; the shadow ones at most 980, what the "
+        "comparison history keeps); the differences measured there are small",
+    )
+    parser.add_argument(
+        "--flag-evals",
+        type=int,
+        default=None,
+        help="flag evaluations per timing repeat (100000, 5 repeats)",
+    )
+    parser.add_argument(
         "--quick", action="store_true", help=f"smoke run: {QUICK_ORDERS} orders, few samples"
     )
     parser.add_argument(
@@ -82,15 +112,33 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--out", type=Path, default=DEFAULT_OUT, help="results JSON path")
     args = parser.parse_args(argv)
     defaults: dict[str, Any] = (
-        {"orders": QUICK_ORDERS, "samples": 20, "budget": 5.0, "min_samples": 10, "warmup": 2}
+        {
+            "orders": QUICK_ORDERS,
+            "samples": 20,
+            "budget": 5.0,
+            "min_samples": 10,
+            "warmup": 2,
+            "overhead_samples": 60,
+            "flag_evals": 20_000,
+        }
         if args.quick
-        else {"orders": 100_000, "samples": 300, "budget": 15.0, "min_samples": 25, "warmup": 3}
+        else {
+            "orders": 100_000,
+            "samples": 300,
+            "budget": 15.0,
+            "min_samples": 25,
+            "warmup": 3,
+            "overhead_samples": 1500,
+            "flag_evals": 100_000,
+        }
     )
     for key, value in defaults.items():
         if getattr(args, key) is None:
             setattr(args, key, value)
-    if args.orders < 1 or args.samples < 1 or args.min_samples < 1 or args.warmup < 0:
-        parser.error("--orders, --samples and --min-samples must be >= 1, --warmup >= 0")
+    if min(args.orders, args.samples, args.min_samples, args.overhead_samples) < 1:
+        parser.error("--orders, --samples, --min-samples and --overhead-samples must be >= 1")
+    if args.warmup < 0 or args.flag_evals < 1:
+        parser.error("--warmup must be >= 0, --flag-evals >= 1")
     args.min_samples = min(args.min_samples, args.samples)
     return args
 
@@ -131,6 +179,8 @@ def main(argv: list[str] | None = None) -> int:
             "min_samples": args.min_samples,
             "budget_s": args.budget,
             "warmup": args.warmup,
+            "overhead_samples": args.overhead_samples,
+            "flag_evals": args.flag_evals,
             "candidate_path": "legacy (A/A run)" if args.aa else "read-model / command",
             # The shop's default unless set: the legacy path's writes pay for its warnings.
             "write_guard": os.environ.get("CQRS_WRITE_GUARD", "shop default (warn)"),
@@ -211,6 +261,8 @@ def run_backend(backend: str, args: argparse.Namespace) -> list[Record]:
         with (
             shop_server("legacy", url, "legacy", log_dir) as legacy_server,
             shop_server("new", url, new_path, log_dir) as new_server,
+            shop_server("unwrapped", url, "legacy", log_dir, UNWRAPPED_APP) as unwrapped_server,
+            shop_server("shadow", url, "shadow", log_dir) as shadow_server,
         ):
             legacy = Side("legacy", legacy_server, "legacy", allow_missing_header=args.aa)
             reads_on = "legacy" if args.aa else "read-model"
@@ -241,7 +293,57 @@ def run_backend(backend: str, args: argparse.Namespace) -> list[Record]:
             say(COMPARISON_HEADER)
             for scenario in read_scenarios(facts):
                 log(measure_read(scenario, legacy, new_reads, budget))
+            # Before the writes: legacy writes leave the read models behind, and a shadow
+            # comparison would then (rightly) find a mismatch.
+            unwrapped = Side("unwrapped", unwrapped_server, None)
+            shadowed = Side("shadow", shadow_server, "legacy")
+            overhead = Budget(
+                args.overhead_samples,
+                min(args.overhead_samples, OVERHEAD_MIN_SAMPLES),
+                OVERHEAD_SECONDS_QUICK if args.quick else OVERHEAD_SECONDS,
+                OVERHEAD_WARMUP,
+            )
+            log(measure_legacy_stage(facts, unwrapped, legacy, overhead))
+            ledger = ShadowLedger(url)
+            try:
+                for name, settle in SHADOW_RECORDS:
+                    result, compared = measure_shadow(
+                        name, facts, legacy, shadowed, shadow_budget(overhead), ledger,
+                        settle=settle,
+                    )  # fmt: skip
+                    record = with_comparisons(comparison_record(result, backend), compared)
+                    records.append(record)
+                    say(comparison_line(record))
+                    say(f"    comparisons recorded by the shadow server: {compared}")
+            finally:
+                ledger.close()
             measure_writes(facts, legacy, new_writes, budget, random.Random(7), log)
+        # Last: it writes a flag row, which every server sharing the database would obey.
+        records += flag_eval_records(url, backend, args.flag_evals)
+    return records
+
+
+def flag_eval_records(url: str, backend: str, number: int) -> list[Record]:
+    records = []
+    for result in flag_evaluations(url, number, FLAG_EVAL_REPEATS):
+        record = figure_record(
+            f"flag-eval:{result.case}",
+            backend,
+            result.best_us,
+            "us",
+            flag_eval_target(),
+            median_us=round(result.median_us, 3),
+            evaluations=result.evaluations,
+            stage=result.stage,
+            serve_new=result.serve_new,
+            params="state.flags.route(endpoint, 'read', request) in a request context: "
+            "best of 5 repeats, per evaluation",
+        )
+        records.append(record)
+        say(
+            f"[{backend}] flag evaluation ({result.case}): {result.best_us:.2f} us "
+            f"(median of repeats {result.median_us:.2f} us, stage {result.stage})"
+        )
     return records
 
 

@@ -28,9 +28,9 @@ class WrongPath(RuntimeError):
 class Side:
     label: str  # "legacy" (baseline) or "new" (candidate)
     server: Server
-    #: What ``X-CQRS-Served-By`` must say; None also accepts a missing header (A/A runs
-    #: against an app without the CQRS wiring).
-    expected: str
+    #: What ``X-CQRS-Served-By`` must say; None: no header at all (an unwrapped endpoint).
+    expected: str | None
+    #: Also accept a missing header (A/A runs against an app without the CQRS wiring).
     allow_missing_header: bool = False
 
     def check(self, name: str, reply: Reply) -> None:
@@ -38,9 +38,10 @@ class Side:
         if served == self.expected or (served is None and self.allow_missing_header):
             return
         shown = "no X-CQRS-Served-By header" if served is None else f"served by {served!r}"
+        wanted = "no header (unwrapped)" if self.expected is None else repr(self.expected)
         raise WrongPath(
             f"{name}: the {self.label} server (port {self.server.port}) answered with "
-            f"{shown}, expected {self.expected!r}. Its environment did not put the endpoint "
+            f"{shown}, expected {wanted}. Its environment did not put the endpoint "
             "on that path (is the CQRS wiring installed in create_app, and does the config "
             "read CQRS_DEFAULT_READ_MODE / CQRS_DEFAULT_WRITE_MODE?). Refusing to report a "
             "ratio that would not compare the two paths."

@@ -5,7 +5,11 @@ Two kinds of record share one list:
 - comparison: ``{"name", "backend", "baseline_p50_ms", "baseline_p95_ms",
   "candidate_p50_ms", "candidate_p95_ms", "ratio", ...}`` with ratio = candidate p50 /
   baseline p50 (below 1: the new path is faster);
-- single figure: ``{"name", "backend", "value", "unit", ...}`` (seed and backfill times).
+- single figure: ``{"name", "backend", "value", "unit", ...}`` (seed and backfill times,
+  one flag evaluation).
+
+The ``overhead:*`` records compare the rollout machinery with less of it: baseline =
+the unwrapped view (``overhead:legacy-stage``) or stage legacy (``overhead:shadow``).
 
 Targets are printed as PASS/FAIL; missing one is reported, not an error: this is a
 measurement, not a test.
@@ -34,7 +38,11 @@ FAST_READS = (
 FAST_READ_RATIO = 0.05
 READ_RATIO = 1.0
 WRITE_RATIOS = {"write:orders.place_order": 1.5}
+#: Issue 4: the wrapper at stage legacy, and shadow comparisons, cost a request little.
+OVERHEAD_RATIOS = {"overhead:legacy-stage": 1.05, "overhead:shadow": 1.15}
 BACKFILL_SECONDS_SQLITE = 10.0
+#: Issue 4: "the per-request cost of evaluating a flag is a few microseconds".
+FLAG_EVAL_US = 5.0
 
 
 @dataclass(frozen=True)
@@ -60,6 +68,8 @@ def comparison_target(name: str) -> Target | None:
         return Target(READ_RATIO, inclusive=True)
     if name in WRITE_RATIOS:
         return Target(WRITE_RATIOS[name], inclusive=True)
+    if name in OVERHEAD_RATIOS:
+        return Target(OVERHEAD_RATIOS[name], inclusive=True)
     return None
 
 
@@ -92,6 +102,20 @@ def comparison_record(result: Comparison, backend: str, *, judged: bool = True) 
     return record
 
 
+def with_comparisons(record: Record, comparisons: Record) -> Record:
+    """A shadow record and what its server's comparisons recorded: the ratio only counts
+    if every request was compared, and every comparison matched."""
+    record["comparisons"] = comparisons
+    if "pass" in record:
+        record["pass"] = record["pass"] and comparisons_clean(comparisons)
+    return record
+
+
+def comparisons_clean(comparisons: Record) -> bool:
+    outcomes = comparisons["outcomes"]
+    return comparisons["recorded"] == comparisons["expected"] == outcomes.get("match", 0)
+
+
 def ratio_passes(record: Record, target: Target) -> bool:
     ratio = record["ratio"]
     clean = not any(record["errors"].values()) and not record.get("body_mismatches")
@@ -112,6 +136,10 @@ def figure_record(
         record["target"] = target.describe(f" {unit}")
         record["pass"] = target.met(value)
     return record
+
+
+def flag_eval_target() -> Target:
+    return Target(FLAG_EVAL_US, inclusive=True)
 
 
 def backfill_target(backend: str) -> Target | None:
@@ -163,10 +191,19 @@ def table(records: Sequence[Record]) -> str:
     lines = ["Latency in ms through HTTP (legacy = baseline, new = candidate; ratio of p50s)"]
     lines += [COMPARISON_HEADER, "-" * len(COMPARISON_HEADER)]
     lines += [comparison_line(r) for r in comparisons]
-    lines += ["", f"{'figure':<46} {'backend':<10}{'value':>12}  {'target':<12} result"]
+    if any(r["name"].startswith("overhead:") for r in comparisons):
+        lines += [
+            "overhead:legacy-stage: leg = the unwrapped legacy view, new = wrapped at stage "
+            "legacy;",
+            "overhead:shadow: leg = stage legacy, new = stage shadow comparing 100% of "
+            "requests after the response,",
+            "  each comparison finished before the next request (-saturated: back to back, "
+            "the comparisons compete with the requests for the CPU; no target).",
+        ]
+    lines += ["", f"{'figure':<46} {'backend':<10}{'value':>12}   {'target':<12} result"]
     for r in figures:
         lines.append(
-            f"{r['name']:<46} {r['backend']:<10}{r['value']:>10.2f} {r['unit']:<2}"
+            f"{r['name']:<46} {r['backend']:<10}{r['value']:>10.2f} {r['unit']:<2} "
             f"{r.get('target', ''):<13}{_verdict(r)}"
         )
     return "\n".join(lines)
@@ -185,6 +222,12 @@ def problems(records: Sequence[Record]) -> list[str]:
         errors = r.get("errors") or {}
         if any(errors.values()):
             found.append(f"ERRORS {where}: {errors}; first: {r.get('first_error')}")
+        compared = r.get("comparisons")
+        if compared is not None and not comparisons_clean(compared):
+            found.append(
+                f"COMPARISONS {where}: {compared['recorded']} recorded of "
+                f"{compared['expected']} requests, outcomes {compared['outcomes']}"
+            )
         if r.get("pass") is False:
             found.append(f"FAIL {where}: target {r['target']} not met")
     return found

@@ -15,11 +15,18 @@ from pathlib import Path
 from .client import get
 
 STARTUP_TIMEOUT = 60.0
-#: The environment that puts every endpoint of a server on one path (read by the shop's config).
+REPO_ROOT = Path(__file__).resolve().parents[1]
+SHOP_APP = "legacy_app:create_app()"
+#: The environment that puts every endpoint of a server on one path (read by the shop's
+#: config; no flag rows exist in a bench database, so these defaults decide). A shadow
+#: server compares every request: the toolkit's default sample rate is 1.0.
 PATH_ENV: dict[str, dict[str, str]] = {
     "legacy": {"CQRS_DEFAULT_READ_MODE": "legacy", "CQRS_DEFAULT_WRITE_MODE": "legacy"},
     "new": {"CQRS_DEFAULT_READ_MODE": "read-model", "CQRS_DEFAULT_WRITE_MODE": "command"},
+    "shadow": {"CQRS_DEFAULT_READ_MODE": "shadow", "CQRS_DEFAULT_WRITE_MODE": "legacy"},
 }
+#: The shop with its wrapped endpoints' legacy views put back (overhead:legacy-stage).
+UNWRAPPED_APP = "bench.unwrapped_app:create_app()"
 
 
 class ServerFailed(RuntimeError):
@@ -46,8 +53,10 @@ def _free_port() -> int:
 
 
 @contextmanager
-def shop_server(label: str, database_url: str, env_path: str, log_dir: Path) -> Iterator[Server]:
-    """Run ``legacy_app:create_app()`` under gunicorn (1 sync worker) until the block ends."""
+def shop_server(
+    label: str, database_url: str, env_path: str, log_dir: Path, app: str = SHOP_APP
+) -> Iterator[Server]:
+    """Run ``app`` (the shop's factory) under gunicorn (1 sync worker) until the block ends."""
     port = _free_port()
     log_path = log_dir / f"server-{label}.log"
     env = {
@@ -64,7 +73,9 @@ def shop_server(label: str, database_url: str, env_path: str, log_dir: Path) -> 
         # Legacy requests on a big shop take a while; never let gunicorn kill one mid-sample.
         "--timeout", "300",
         "--log-level", "warning",
-        "legacy_app:create_app()",
+        # The bench's own entry modules import from the repository, wherever we run from.
+        "--chdir", str(REPO_ROOT),
+        app,
     ]  # fmt: skip
     with log_path.open("wb") as log:
         process = subprocess.Popen(command, env=env, stdout=log, stderr=subprocess.STDOUT)

@@ -13,6 +13,9 @@ from pathlib import Path
 
 import pytest
 
+from bench.overhead import ENDPOINT, SUBJECT
+from cqrs_layer.rollout import in_rollout
+
 REPO_ROOT = Path(__file__).resolve().parents[2]
 
 READ_RECORDS = [
@@ -28,7 +31,9 @@ READ_RECORDS = [
     "read:reports.daily_sales?days=365",
     "read:reports.low_stock",
 ]
+OVERHEAD_RECORDS = ["overhead:legacy-stage", "overhead:shadow", "overhead:shadow-saturated"]
 WRITE_RECORDS = ["write:orders.place_order", "write:orders.pay_order", "write:orders.cancel_order"]
+FLAG_EVAL_RECORDS = ["flag-eval:default", "flag-eval:live-50%"]
 COMPARISON_KEYS = {
     "name",
     "backend",
@@ -58,7 +63,7 @@ def bench_run(tmp_path_factory: pytest.TempPathFactory) -> tuple[subprocess.Comp
 def test_every_measured_endpoint_has_one_comparison_record(bench_run):
     _, records = bench_run
     comparisons = [r for r in records if "ratio" in r]
-    assert [r["name"] for r in comparisons] == READ_RECORDS + WRITE_RECORDS
+    assert [r["name"] for r in comparisons] == READ_RECORDS + OVERHEAD_RECORDS + WRITE_RECORDS
     for record in comparisons:
         assert set(record) >= COMPARISON_KEYS, record
         assert record["backend"] == "sqlite"
@@ -81,8 +86,48 @@ def test_every_request_was_answered_and_both_paths_agreed(bench_run):
     for record in (r for r in records if "ratio" in r):
         assert record["errors"] == {"baseline": 0, "candidate": 0}, record
         assert record["samples"]["baseline"] == record["samples"]["candidate"] >= 10, record
-        if record["name"].startswith("read:"):
+        if record["name"].startswith(("read:", "overhead:")):
             assert record["body_mismatches"] == 0, record
+
+
+@pytest.mark.slow
+def test_overhead_records_judge_the_wrapper_and_shadow_comparisons(bench_run):
+    finished, records = bench_run
+    by_name = {r["name"]: r for r in records}
+    legacy_stage = by_name["overhead:legacy-stage"]
+    shadow, saturated = by_name["overhead:shadow"], by_name["overhead:shadow-saturated"]
+    assert legacy_stage["target"] == "ratio <= 1.05"
+    assert shadow["target"] == "ratio <= 1.15"
+    assert "target" not in saturated  # what a busy machine pays: reported, not judged
+    for record in (legacy_stage, shadow, saturated):
+        # --quick: 60 pairs after 20 warm-up pairs, all taken (the time budget is generous).
+        assert record["samples"] == {"baseline": 60, "candidate": 60}, record
+    for record in (shadow, saturated):
+        # Every request the shadow server served (warm-ups included) was compared: a match.
+        assert record["comparisons"] == {
+            "expected": 80,
+            "recorded": 80,
+            "outcomes": {"match": 80},
+            "sample_rate": 1.0,
+        }
+    assert "overhead:shadow-saturated" in finished.stdout
+
+
+@pytest.mark.slow
+def test_flag_evaluation_is_timed_per_case_in_microseconds(bench_run):
+    _, records = bench_run
+    flag_evals = [r for r in records if r["name"].startswith("flag-eval:")]
+    assert [r["name"] for r in flag_evals] == FLAG_EVAL_RECORDS
+    for record in flag_evals:
+        assert record["backend"] == "sqlite"
+        assert record["unit"] == "us"
+        assert 0 < record["value"] <= record["median_us"], record
+        assert record["evaluations"] == 100_000  # --quick: 5 repeats of 20000
+        assert record["target"] == "<= 5 us"
+    default, live = flag_evals
+    assert (default["stage"], default["serve_new"]) == ("legacy", False)
+    # Half the subjects are served the read model: this one's bucket says which half.
+    assert (live["stage"], live["serve_new"]) == ("live", in_rollout(ENDPOINT, SUBJECT, 50.0))
 
 
 @pytest.mark.slow
