@@ -10,11 +10,12 @@
   model's answer is served (never a fallback) and legacy's compared with it.
 
 The behaviour suite builds its data with factories, i.e. direct ORM writes that bypass
-the commands, so no events reach the read models. For the ``read-models`` variant a
-TEST-HARNESS-ONLY sync rebuilds the read models (``backfill_all``) before the next request
-whenever such an unguarded write happened since the last sync (the write guard's
-``unguarded-write`` signal says so). Writes through the API go through commands and
-projections and need no help, so the suite still checks the projections.
+the commands, so no events reach the read models. For the variants that read them
+(``read-models``, ``shadow``, ``live``) a TEST-HARNESS-ONLY sync rebuilds the read models
+(``backfill_all``) before the next request whenever such an unguarded write happened since
+the last sync (the write guard's ``unguarded-write`` signal says so). Writes through the
+API go through commands and projections and need no help, so the suite still checks the
+projections.
 
 In ``shadow`` and ``live`` the comparison runs off the request path, on the toolkit's
 worker pool. The harness (:class:`ComparisonCheck`) waits for it after every wrapped read,
