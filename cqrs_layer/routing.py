@@ -320,28 +320,34 @@ def _fall_back(app: Flask, endpoint: str, route: Route, failure: Failure, new_ms
 
     @after_this_request
     def record_fallback(response: Response) -> Response:
-        shadow.schedule_record(
-            app,
-            comparisons.ComparisonRecord(
-                endpoint=endpoint,
-                stage=route.stage,
-                served_by=LEGACY,
-                outcome=comparisons.FALLBACK,
-                method=request.method,
-                path=path,
-                legacy_status=response.status_code,
-                legacy_ms=shadow.elapsed_ms(started),
-                new_ms=new_ms,
-                new_error=shadow.describe(error),
-            ),
+        row = comparisons.ComparisonRecord(
+            endpoint=endpoint,
+            stage=route.stage,
+            served_by=LEGACY,
+            outcome=comparisons.FALLBACK,
+            method=request.method,
+            path=path,
+            legacy_status=response.status_code,
+            legacy_ms=shadow.elapsed_ms(started),
+            new_ms=new_ms,
+            new_error=shadow.describe(error),
         )
+        response.call_on_close(lambda: shadow.schedule_record(app, row))
         return response
 
 
 def _compare_after_response(
     app: Flask, wrapped: WrappedEndpoint, route: Route, served_by: str, served_ms: float | None
 ) -> None:
-    """Once the response exists (error handlers included), queue the comparison."""
+    """Once the response exists (error handlers included), take its answer; queue the
+    comparison once the server has sent it.
+
+    Queueing from ``call_on_close`` rather than ``after_request`` matters: a worker thread
+    that starts comparing while the response is still being written competes with it for
+    the GIL (and, on SQLite, runs its queries in this process), so the user would wait for
+    part of the experiment. Every WSGI server closes the response after sending it; Flask's
+    test client does so only when buffered (see :class:`cqrs_layer.testing.ClosingClient`).
+    """
     copy = shadow.RequestCopy.of(
         request, int(comparisons.setting(app.config, "CQRS_COMPARISON_MAX_BODY"))
     )
@@ -356,9 +362,6 @@ def _compare_after_response(
             error = f"HTTP {answer.status}" if answer.status >= 500 else None
             ms = served_ms if served_ms is not None else shadow.elapsed_ms(started)
             served = shadow.Observation(answer, error, ms)
-            shadow.schedule(
-                app,
-                wrapped,
-                shadow.Comparison(wrapped.endpoint, route.stage, served_by, copy, served),
-            )
+            comparison = shadow.Comparison(wrapped.endpoint, route.stage, served_by, copy, served)
+            response.call_on_close(lambda: shadow.schedule(app, wrapped, comparison))
         return response

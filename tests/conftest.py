@@ -18,6 +18,7 @@ from sqlalchemy import text
 
 from cqrs_layer import allow_unguarded_writes
 from cqrs_layer.tables import metadata as toolkit_metadata
+from cqrs_layer.testing import ClosingClient
 from legacy_app.cqrs.read_models import read_metadata
 from legacy_app.extensions import db
 
@@ -57,6 +58,7 @@ def app_variant(request: pytest.FixtureRequest) -> str:
 @pytest.fixture
 def app(database_url: str, app_variant: str) -> Iterator[Flask]:
     app = APP_VARIANTS[app_variant]({"TESTING": True, "SQLALCHEMY_DATABASE_URI": database_url})
+    app.test_client_class = ClosingClient  # closes responses, as servers do
     with app.app_context():
         _create_tables_once(database_url)
         _empty_all_tables()

@@ -30,10 +30,11 @@ in the default run): name them in ``SHOP_APP_VARIANTS`` to run them, e.g.
 
 from __future__ import annotations
 
+import json
 import os
 import threading
 import weakref
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from typing import Any
 
 from flask import Flask, Response, current_app, make_response, request
@@ -103,8 +104,7 @@ def stage_app(config: dict[str, Any], *, write_stage: str, read_stage: str) -> F
     settings = {**GENEROUS_BUDGETS, "CQRS_DEFAULT_SAMPLE_RATE": 1.0, **config}
     app = _create(settings, write_stage, read_stage)
     ReadModelSync(app)
-    # after_request functions run last-registered first: the fallback check first, so
-    # the comparison check can add what it found to the fallback check's verdict.
+    # The comparison check wraps the WSGI app, so it sees the fallback check's verdict.
     if read_stage in ("shadow", "live"):
         ComparisonCheck(app)
     if read_stage in ("live", "complete"):
@@ -156,13 +156,19 @@ class ComparisonCheck:
     """After every wrapped read: wait for its comparison, and answer 500 (naming what went
     wrong) unless exactly one comparison was recorded for it and it matched.
 
-    Waiting inside the request keeps the comparison ahead of the test's next factory
+    The toolkit queues a comparison when the server closes the response, so the check
+    wraps the WSGI app: it reads and closes the app's response (as a server would), waits
+    for the pool, and only then hands the response, or its verdict, to the client.
+    Waiting before the client has it keeps the comparison ahead of the test's next factory
     write, which would otherwise change the data under it and fake a mismatch.
 
     At the end of the test, when the app context the checked requests ran in (the ``app``
     fixture's) is popped, :meth:`close` checks once more and shuts the pool down: an idle
     pool's threads would otherwise live as long as the process, one set per test.
     """
+
+    #: Set (in the environ) on the requests whose comparison must be checked.
+    CHECK_KEY = "tests.comparison_check"
 
     def __init__(self, app: Flask) -> None:
         self.app = app
@@ -174,24 +180,52 @@ class ComparisonCheck:
         #: The app context of the first checked request in the thread that built the app.
         self.outer_context: object | None = None
         app.extensions["test_comparison_check"] = self
-        app.after_request(self.check_response)
+        app.after_request(self.mark_for_check)
         app.teardown_appcontext(self.teardown)
+        self.inner_wsgi = app.wsgi_app
+        app.wsgi_app = self.check_wsgi  # type: ignore[method-assign]
         weakref.finalize(app, self.runner.shutdown, 0.0)  # if never torn down
 
-    def check_response(self, response: Response) -> Response:
+    def mark_for_check(self, response: Response) -> Response:
         # Error responses (a legacy 404) count too: they are compared like any answer.
         wrapped = current_app.extensions["cqrs"].endpoints.get(request.endpoint)
-        if wrapped is None or wrapped.kind != "read":
-            return response
-        if self.outer_context is None and threading.get_ident() == self.owner:
-            self.outer_context = app_ctx._get_current_object()
-        problems = self.new_problems(expected=1)
-        if not problems:
-            return response
-        if response.status_code == 500:  # e.g. refuse_fallbacks' verdict: keep it
-            problems.insert(0, response.get_data(as_text=True))
-        message = f"{request.endpoint} ({request.full_path}): " + "; ".join(problems)
-        return make_response(({"error": {"status": 500, "message": message}}, 500))
+        if wrapped is not None and wrapped.kind == "read":
+            request.environ[self.CHECK_KEY] = request.full_path
+            if self.outer_context is None and threading.get_ident() == self.owner:
+                self.outer_context = app_ctx._get_current_object()
+        return response
+
+    def check_wsgi(self, environ: dict[str, Any], start_response: Any) -> Iterable[bytes]:
+        started: list[Any] = []
+        body_parts = self.inner_wsgi(environ, lambda *args: started.extend(args))
+        try:
+            body = b"".join(body_parts)
+        finally:
+            close = getattr(body_parts, "close", None)
+            if close is not None:
+                close()  # what queues the comparison
+        status, headers = started[0], started[1]
+        checked_path = environ.get(self.CHECK_KEY)
+        if checked_path is not None:
+            with self.app.app_context():
+                problems = self.new_problems(expected=1)
+            if problems:
+                if status.startswith("500"):  # e.g. refuse_fallbacks' verdict: keep it
+                    problems.insert(0, body.decode())
+                message = f"{checked_path}: " + "; ".join(problems)
+                body = json.dumps({"error": {"status": 500, "message": message}}).encode()
+                status = "500 INTERNAL SERVER ERROR"
+                headers = [
+                    (name, value)
+                    for name, value in headers
+                    if name.lower() not in ("content-type", "content-length")
+                ]
+                headers += [
+                    ("Content-Type", "application/json"),
+                    ("Content-Length", str(len(body))),
+                ]
+        start_response(status, headers)
+        return [body]
 
     def new_problems(self, expected: int | None) -> list[str]:
         """What is wrong with the comparisons recorded since the last check: any outcome

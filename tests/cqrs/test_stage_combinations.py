@@ -32,7 +32,7 @@ from typing import Any
 import pytest
 from flask import Flask
 from flask.testing import FlaskClient
-from sqlalchemy import func, select
+from sqlalchemy import func, select, update
 
 from cqrs_layer.comparisons import MATCH, comparisons
 from cqrs_layer.gate import PromotionRefused
@@ -40,6 +40,7 @@ from cqrs_layer.routing import SERVED_BY_HEADER
 from cqrs_layer.tables import flag_audit
 from legacy_app.cqrs.endpoints import WRITE_ENDPOINTS
 from legacy_app.cqrs.queries import READ_ENDPOINTS
+from legacy_app.cqrs.read_models import catalog_view
 from legacy_app.models import OrderStatus
 
 from ..factories import (
@@ -314,3 +315,21 @@ def test_gate_names_the_one_write_endpoint_still_on_legacy(app, shop):
         True,
         "accepted risk",
     )
+
+
+@pytest.mark.parametrize("combination", [Combination("shadow", "command")], ids=["shadow"])
+def test_the_harness_turns_a_mismatched_comparison_into_a_failure(app, client, shop):
+    """What makes the checks above worth having: a read model that answers differently
+    fails the request under test, naming the difference."""
+    promote(app, "shadow")
+    with app.extensions["cqrs"].db.engine.begin() as connection:
+        connection.execute(
+            update(catalog_view).where(catalog_view.c.product_id == shop["mug"]).values(name="Mog")
+        )
+
+    response = client.get(f"/api/products/{shop['mug']}")
+
+    assert response.status_code == 500
+    message = response.get_json()["error"]["message"]
+    assert "comparison mismatch" in message and "Mog" in message
+    assert client.get(f"/api/products/{shop['spoon']}").status_code == 200  # still matches

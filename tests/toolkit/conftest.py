@@ -11,6 +11,7 @@ from sqlalchemy import Engine, text
 
 from cqrs_layer import allow_unguarded_writes
 from cqrs_layer.tables import metadata as toolkit_metadata
+from cqrs_layer.testing import ClosingClient
 
 from .toyapp import ToyBase, create_toy_app, db
 
@@ -18,6 +19,7 @@ from .toyapp import ToyBase, create_toy_app, db
 @pytest.fixture
 def toy_app(database_url: str) -> Iterator[Flask]:
     app = create_toy_app({"SQLALCHEMY_DATABASE_URI": database_url})
+    app.test_client_class = ClosingClient  # closes responses, as servers do
     with app.app_context():
         ToyBase.metadata.create_all(db.engine)
         toolkit_metadata.create_all(db.engine)

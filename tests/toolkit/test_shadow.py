@@ -131,6 +131,24 @@ def test_shadow_catches_and_diffs_a_wrong_read_model(
     }
 
 
+def test_the_comparison_is_queued_only_once_the_server_closes_the_response(
+    toy_app: Flask, toy_client: FlaskClient
+) -> None:
+    """Queued any earlier, a worker thread would compete with the response still being
+    written (for the GIL, and on SQLite for this process's CPU)."""
+    add_dune(toy_app, toy_client)
+    use_stage(toy_app, "shadow")
+    runner = shadow.runner_for(toy_app)
+
+    response = toy_client.get("/library/books/1", buffered=False)  # as a server holds it
+    assert response.get_json() == DUNE
+    assert (runner.pending, drained(toy_app), history()) == (0, True, [])
+
+    response.close()  # what a WSGI server does once the client has the response
+    assert drained(toy_app)
+    assert [row["outcome"] for row in history()] == ["match"]
+
+
 def test_stage_legacy_compares_nothing(toy_app: Flask, toy_client: FlaskClient) -> None:
     add_dune(toy_app, toy_client)
     assert toy_client.get("/library/books/1").headers["X-CQRS-Served-By"] == "legacy"
