@@ -8,7 +8,7 @@ Inside ONE write-locked transaction (:func:`cqrs_layer.sql.write_locked`: SQLite
 1. ``CREATE TEMPORARY TABLE <table>__build_<random>`` with the source's columns,
 2. ``INSERT INTO <table>__build SELECT ...`` from ``read_model.source()``,
 3. ``DELETE FROM <table>`` then ``INSERT INTO <table> SELECT ... FROM <table>__build``,
-4. drop the build table, commit.
+4. drop the build table, refresh the planner's statistics of ``<table>``, commit.
 
 Readers keep seeing the complete old rows until the commit and the complete new rows
 after it (SQLite WAL / PostgreSQL MVCC); they are never blocked. Commands wait for the
@@ -39,13 +39,14 @@ from dataclasses import dataclass
 from sqlalchemy import Column, Connection, Engine, MetaData, Table, delete, func, insert, select
 
 from .readmodel import ReadModel
-from .sql import write_locked
+from .sql import refresh_statistics, write_locked
 
 #: Called as ``progress(model_name, phase)`` when a phase starts. Phases, in order:
 #: "lock" (waiting for the write lock), "build" (filling the build table), "swap"
-#: (replacing the live rows), "commit", "done" (committed; readers see the new rows).
+#: (replacing the live rows), "analyze" (fresh planner statistics for the new rows),
+#: "commit", "done" (committed; readers see the new rows).
 Progress = Callable[[str, str], None]
-PHASES = ("lock", "build", "swap", "commit", "done")
+PHASES = ("lock", "build", "swap", "analyze", "commit", "done")
 
 
 @dataclass(frozen=True, slots=True)
@@ -74,6 +75,8 @@ def backfill(
         # Counted, not taken from rowcount: psycopg reports -1 for INSERT ... SELECT.
         rows = connection.execute(select(func.count()).select_from(build)).scalar_one()
         build.drop(connection)
+        report(read_model.name, "analyze")
+        refresh_statistics(connection, read_model.table)
         report(read_model.name, "commit")
     report(read_model.name, "done")
     return BackfillResult(read_model.name, rows, time.perf_counter() - started)

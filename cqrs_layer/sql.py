@@ -182,3 +182,18 @@ def read_snapshot(engine: Engine) -> Iterator[Connection]:
                 yield connection
     else:
         raise NotImplementedError(f"cqrs_layer.sql supports {SUPPORTED_DIALECTS}, not {name!r}")
+
+
+def refresh_statistics(connection: Connection, table: Table) -> None:
+    """Give the planner fresh statistics for ``table`` after replacing all its rows.
+
+    PostgreSQL plans from statistics that autovacuum refreshes only some time after a bulk
+    load; until then a rebuilt read model is planned as an empty 10-page table (seen:
+    the top-products report scanned every product, 7.7 ms instead of 0.6 ms, right after
+    a backfill). ``ANALYZE`` of one table samples it and runs inside the transaction.
+    SQLite plans well without statistics and is left as is: collecting them would change
+    every plan on it at once, which the benchmarks have not measured.
+    """
+    if connection.dialect.name == "postgresql":
+        quoted = connection.dialect.identifier_preparer.format_table(table)
+        connection.exec_driver_sql(f"ANALYZE {quoted}")

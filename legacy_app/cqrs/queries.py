@@ -14,7 +14,17 @@ from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
 from typing import Any
 
-from sqlalchemy import ColumnElement, Connection, Date, Integer, bindparam, func, or_, select
+from sqlalchemy import (
+    ColumnElement,
+    Connection,
+    Date,
+    Integer,
+    and_,
+    bindparam,
+    func,
+    or_,
+    select,
+)
 
 from cqrs_layer import Query
 
@@ -363,27 +373,37 @@ def _build_top_products_statements() -> tuple[Any, Any]:
     candidates = bindparam("candidates", type_=Integer())
     by_all_time_sales = [_ps.units_sold.desc(), _ps.product_id.asc()]
 
-    def before_start(column: Any) -> Any:
-        # The running total of the product's last day with sales before the window.
-        latest = (
-            select(column)
-            .where(_pds.product_id == _ps.product_id, _pds.day < start)
-            .order_by(_pds.day.desc())
-            .limit(1)
-            .scalar_subquery()
-        )
-        return func.coalesce(latest, 0)
+    # The K all-time best sellers, limited before anything else is computed: as a FROM
+    # subquery with its own LIMIT, no planner can push the window filter below it and
+    # compute window sales for every product (PostgreSQL did, on stale statistics).
+    leaders = (
+        select(_ps.product_id, _ps.sku, _ps.name, _ps.units_sold, _ps.revenue_cents)
+        .order_by(*by_all_time_sales)
+        .limit(candidates)
+        .subquery("leaders")
+    )
 
-    leaders = select(_ps.product_id).order_by(*by_all_time_sales).limit(candidates)
+    # Each leader's running totals on its last day with sales before the window: one
+    # index seek for that day, one primary-key join for its row (correlated subqueries
+    # per column were evaluated once per use, three times per product on PostgreSQL).
+    last_day_before = (
+        select(func.max(_pds.day))
+        .where(_pds.product_id == leaders.c.product_id, _pds.day < start)
+        .scalar_subquery()
+    )
+    before = product_daily_sales_view.alias("before_window")
+    on_last_day = and_(before.c.product_id == leaders.c.product_id, before.c.day == last_day_before)
     window = (
         select(
-            _ps.product_id,
-            _ps.sku,
-            _ps.name,
-            (_ps.units_sold - before_start(_pds.cumulative_units)).label("units"),
-            (_ps.revenue_cents - before_start(_pds.cumulative_revenue_cents)).label("revenue"),
+            leaders.c.product_id,
+            leaders.c.sku,
+            leaders.c.name,
+            (leaders.c.units_sold - func.coalesce(before.c.cumulative_units, 0)).label("units"),
+            (leaders.c.revenue_cents - func.coalesce(before.c.cumulative_revenue_cents, 0)).label(
+                "revenue"
+            ),
         )
-        .where(_ps.product_id.in_(leaders.scalar_subquery()))
+        .select_from(leaders.outerjoin(before, on_last_day))
         .subquery("window_sales")
     )
     best = (

@@ -177,6 +177,24 @@ def test_backfill_replaces_stale_contents(engine: Engine, library: Library) -> N
         assert library.stats_rows(conn) == EXPECTED
 
 
+def test_postgresql_plans_the_rebuilt_table_from_fresh_statistics(
+    engine: Engine, library: Library
+) -> None:
+    """Right after a bulk load autovacuum has not analyzed the table yet; the backfill
+    does, so the first queries on the new rows are planned for their real size."""
+    backfill(engine, library.model)
+
+    with engine.connect() as conn:
+        if engine.dialect.name == "postgresql":
+            analyzed = conn.exec_driver_sql(
+                "SELECT s.last_analyze IS NOT NULL, c.reltuples FROM pg_stat_user_tables s"
+                " JOIN pg_class c ON c.oid = s.relid WHERE s.relname = 'rm_author_stats'"
+            ).one()
+            assert tuple(analyzed) == (True, 3)
+        else:  # SQLite keeps the plans it had: no statistics are collected
+            assert "sqlite_stat1" not in inspect(conn).get_table_names()
+
+
 def test_indexes_and_primary_key_survive_the_swap(engine: Engine, library: Library) -> None:
     backfill(engine, library.model)
     backfill(engine, library.model)
@@ -212,7 +230,14 @@ def test_a_reader_sees_the_old_rows_until_commit_then_the_new(
     finally:
         reader.close()
 
-    assert seen == {"lock": old, "build": old, "swap": old, "commit": old, "done": EXPECTED}
+    assert seen == {
+        "lock": old,
+        "build": old,
+        "swap": old,
+        "analyze": old,
+        "commit": old,
+        "done": EXPECTED,
+    }
 
 
 def test_a_failure_mid_swap_leaves_the_old_rows(engine: Engine, library: Library) -> None:

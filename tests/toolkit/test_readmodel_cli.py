@@ -106,7 +106,7 @@ def test_backfill_without_names_builds_every_model(runner: FlaskCliRunner, engin
 
     assert result.exit_code == 0, result.output
     lines = result.output.splitlines()
-    assert lines[0] == "author_names: lock build swap commit done"
+    assert lines[0] == "author_names: lock build swap analyze commit done"
     assert lines[1].startswith("author_names: 2 rows in ")
     assert lines[3].startswith("author_stats: 2 rows in ")
     assert rows(engine, author_stats) == [(1, 2), (2, 0)]
