@@ -164,6 +164,12 @@ SCHEMAS: dict[str, Schema] = {
         }
     ),
     "Health": obj({"status": {"const": "ok"}}),
+    "Index": obj(
+        {
+            "name": {"type": "string"},
+            "links": {"type": "object", "additionalProperties": {"type": "string"}},
+        }
+    ),
     "Product": obj(
         {
             "id": integer(),
@@ -512,6 +518,12 @@ PATHS: dict[str, Schema] = {
                 query("threshold", {**integer(0, 1_000_000), "default": 10}, "Stock limit"),
                 *PAGINATION,
             ],
+        ),
+    },
+    "/": {
+        "get": operation(
+            "index", "Where to start: links to the API and its description", "meta",
+            responses(200, "Links", ref("Index")),
         ),
     },
     "/healthz": {

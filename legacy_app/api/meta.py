@@ -14,6 +14,22 @@ from ..openapi import openapi_document
 
 bp = Blueprint("meta", __name__)
 
+#: What ``GET /`` points a newcomer (or a browser) to: pages that answer a plain GET.
+START_HERE = {
+    "openapi": "/openapi.json",
+    "health": "/healthz",
+    "products": "/api/products",
+    "customers": "/api/customers",
+    "top_products": "/api/reports/top-products",
+    "daily_sales": "/api/reports/daily-sales",
+    "low_stock": "/api/reports/low-stock",
+}
+
+
+@bp.get("/")
+def index() -> dict[str, Any]:
+    return {"name": "Demo shop API", "links": START_HERE}
+
 
 @bp.get("/healthz")
 def healthz() -> dict[str, str]:

@@ -115,6 +115,17 @@ def test_every_operation_is_complete_and_every_ref_resolves(client):
         assert ref.removeprefix("#/components/schemas/") in schemas
 
 
+def test_the_root_links_to_pages_that_answer(client):
+    response = client.get("/")
+
+    assert response.status_code == 200
+    body = response.get_json()
+    assert body["name"] == "Demo shop API"
+    assert body["links"]["openapi"] == "/openapi.json"
+    for name, link in body["links"].items():
+        assert client.get(link).status_code == 200, name
+
+
 def test_healthz_reports_ok_after_a_database_round_trip(client):
     response = client.get("/healthz")
 
