@@ -9,19 +9,9 @@ from typing import Any
 
 import pytest
 from sqlalchemy import (
-    Column,
-    DateTime,
     Engine,
-    Float,
-    ForeignKey,
-    Index,
-    Integer,
-    MetaData,
-    String,
-    Table,
     create_engine,
     event,
-    func,
     insert,
     inspect,
     select,
@@ -32,6 +22,8 @@ from cqrs_layer.backfill import PHASES, BackfillResult, backfill, backfill_all
 from cqrs_layer.readmodel import ReadModel
 from cqrs_layer.sql import increment
 
+from .library_schema import Library
+
 EXPECTED = [
     (1, "Ann", 2, 300, 15.0, datetime(2024, 2, 1)),
     (2, "Bob", 1, 50, 5.5, datetime(2024, 3, 1)),
@@ -39,60 +31,11 @@ EXPECTED = [
 ]
 
 
-class Library:
-    """authors + books as the source, author_stats as the read model, on a fresh MetaData."""
+class BackfillLibrary(Library):
+    """The library schema with three authors (Cy without books) and two readers' helpers."""
 
     def __init__(self) -> None:
-        self.metadata = MetaData()
-        self.authors = Table(
-            "rm_authors",
-            self.metadata,
-            Column("id", Integer, primary_key=True),
-            Column("name", String(50), nullable=False),
-        )
-        self.books = Table(
-            "rm_books",
-            self.metadata,
-            Column("id", Integer, primary_key=True),
-            Column("author_id", ForeignKey("rm_authors.id"), nullable=False),
-            Column("pages", Integer, nullable=False),
-            Column("price", Float, nullable=False),
-            Column("published_at", DateTime, nullable=False),
-        )
-        self.stats = Table(
-            "rm_author_stats",
-            self.metadata,
-            Column("author_id", Integer, primary_key=True),
-            Column("name", String(50), nullable=False),
-            Column("books", Integer, nullable=False),
-            Column("pages", Integer, nullable=False),
-            Column("avg_price", Float, nullable=True),
-            Column("last_published", DateTime, nullable=True),
-            Column("refreshed_at", DateTime, nullable=True),
-            Index("ix_rm_author_stats_name", "name"),
-        )
-        self.model = ReadModel(
-            "author_stats",
-            self.stats,
-            self.source,
-            depends_on=frozenset({"rm_authors", "rm_books"}),
-            ignore_columns=frozenset({"refreshed_at"}),
-        )
-
-    def source(self) -> Any:
-        a, b = self.authors, self.books
-        return (
-            select(
-                a.c.id.label("author_id"),
-                a.c.name,
-                func.count(b.c.id).label("books"),
-                func.coalesce(func.sum(b.c.pages), 0).label("pages"),
-                func.avg(b.c.price).label("avg_price"),
-                func.max(b.c.published_at).label("last_published"),
-            )
-            .select_from(a.outerjoin(b))
-            .group_by(a.c.id, a.c.name)
-        )
+        super().__init__("rm")
 
     def seed(self, engine: Engine) -> None:
         with engine.begin() as conn:
@@ -142,8 +85,8 @@ def engine(database_url: str) -> Iterator[Engine]:
 
 
 @pytest.fixture
-def library(engine: Engine) -> Iterator[Library]:
-    library = Library()
+def library(engine: Engine) -> Iterator[BackfillLibrary]:
+    library = BackfillLibrary()
     library.metadata.drop_all(engine)
     library.metadata.create_all(engine)
     library.seed(engine)
@@ -151,7 +94,7 @@ def library(engine: Engine) -> Iterator[Library]:
     library.metadata.drop_all(engine)
 
 
-def test_backfill_builds_exactly_the_source_rows(engine: Engine, library: Library) -> None:
+def test_backfill_builds_exactly_the_source_rows(engine: Engine, library: BackfillLibrary) -> None:
     result = backfill(engine, library.model)
 
     assert result.name == "author_stats"
@@ -161,7 +104,7 @@ def test_backfill_builds_exactly_the_source_rows(engine: Engine, library: Librar
         assert library.stats_rows(conn) == EXPECTED
 
 
-def test_backfill_replaces_stale_contents(engine: Engine, library: Library) -> None:
+def test_backfill_replaces_stale_contents(engine: Engine, library: BackfillLibrary) -> None:
     with engine.begin() as conn:
         conn.execute(
             insert(library.stats),
@@ -178,7 +121,7 @@ def test_backfill_replaces_stale_contents(engine: Engine, library: Library) -> N
 
 
 def test_postgresql_plans_the_rebuilt_table_from_fresh_statistics(
-    engine: Engine, library: Library
+    engine: Engine, library: BackfillLibrary
 ) -> None:
     """Right after a bulk load autovacuum has not analyzed the table yet; the backfill
     does, so the first queries on the new rows are planned for their real size."""
@@ -195,7 +138,7 @@ def test_postgresql_plans_the_rebuilt_table_from_fresh_statistics(
             assert "sqlite_stat1" not in inspect(conn).get_table_names()
 
 
-def test_indexes_and_primary_key_survive_the_swap(engine: Engine, library: Library) -> None:
+def test_indexes_and_primary_key_survive_the_swap(engine: Engine, library: BackfillLibrary) -> None:
     backfill(engine, library.model)
     backfill(engine, library.model)
 
@@ -209,7 +152,7 @@ def test_indexes_and_primary_key_survive_the_swap(engine: Engine, library: Libra
 
 
 def test_a_reader_sees_the_old_rows_until_commit_then_the_new(
-    engine: Engine, library: Library
+    engine: Engine, library: BackfillLibrary
 ) -> None:
     old = [(7, "Old", 1, 1, 1.0, None)]
     with engine.begin() as conn:
@@ -240,7 +183,7 @@ def test_a_reader_sees_the_old_rows_until_commit_then_the_new(
     }
 
 
-def test_a_failure_mid_swap_leaves_the_old_rows(engine: Engine, library: Library) -> None:
+def test_a_failure_mid_swap_leaves_the_old_rows(engine: Engine, library: BackfillLibrary) -> None:
     with engine.begin() as conn:
         conn.execute(
             insert(library.stats),
@@ -259,7 +202,7 @@ def test_a_failure_mid_swap_leaves_the_old_rows(engine: Engine, library: Library
 
 
 def test_a_command_writing_during_the_build_waits_and_is_not_lost(
-    engine: Engine, library: Library
+    engine: Engine, library: BackfillLibrary
 ) -> None:
     """A projection increment attempted mid-build blocks on the lock, then applies on top."""
     writer_done = threading.Event()
@@ -301,7 +244,9 @@ def test_a_command_writing_during_the_build_waits_and_is_not_lost(
         assert library.stats_rows(conn)[2] == (3, "Cy", 1, 10, None, None)
 
 
-def test_backfill_all_reports_each_model_and_every_phase(engine: Engine, library: Library) -> None:
+def test_backfill_all_reports_each_model_and_every_phase(
+    engine: Engine, library: BackfillLibrary
+) -> None:
     phases: list[tuple[str, str]] = []
 
     results = backfill_all(
@@ -313,7 +258,9 @@ def test_backfill_all_reports_each_model_and_every_phase(engine: Engine, library
     assert phases == [("author_stats", phase) for phase in PHASES]
 
 
-def test_a_source_column_the_table_lacks_is_refused(engine: Engine, library: Library) -> None:
+def test_a_source_column_the_table_lacks_is_refused(
+    engine: Engine, library: BackfillLibrary
+) -> None:
     broken = ReadModel(
         "broken",
         library.stats,

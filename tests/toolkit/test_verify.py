@@ -9,79 +9,20 @@ from typing import Any
 
 import pytest
 from sqlalchemy import (
-    Column,
-    DateTime,
     Engine,
-    Float,
-    ForeignKey,
-    Integer,
-    MetaData,
-    String,
-    Table,
     create_engine,
     delete,
-    func,
     insert,
     select,
     update,
 )
 
 from cqrs_layer.backfill import backfill
-from cqrs_layer.readmodel import ReadModel
 from cqrs_layer.verify import RepairCounts, values_equal, verify
 
+from .library_schema import Library
+
 STAMP = datetime(2020, 1, 1)
-
-
-class Library:
-    """authors + books -> author_stats, on a fresh MetaData per test."""
-
-    def __init__(self) -> None:
-        self.metadata = MetaData()
-        self.authors = Table(
-            "rv_authors",
-            self.metadata,
-            Column("id", Integer, primary_key=True),
-            Column("name", String(50), nullable=False),
-        )
-        self.books = Table(
-            "rv_books",
-            self.metadata,
-            Column("id", Integer, primary_key=True),
-            Column("author_id", ForeignKey("rv_authors.id"), nullable=False),
-            Column("pages", Integer, nullable=False),
-            Column("price", Float, nullable=False),
-            Column("published_at", DateTime, nullable=False),
-        )
-        self.stats = Table(
-            "rv_author_stats",
-            self.metadata,
-            Column("author_id", Integer, primary_key=True),
-            Column("name", String(50), nullable=False),
-            Column("books", Integer, nullable=False),
-            Column("pages", Integer, nullable=False),
-            Column("avg_price", Float, nullable=True),
-            Column("last_published", DateTime, nullable=True),
-            Column("refreshed_at", DateTime, nullable=True),
-        )
-        self.model = ReadModel(
-            "author_stats", self.stats, self.source, ignore_columns=frozenset({"refreshed_at"})
-        )
-
-    def source(self) -> Any:
-        a, b = self.authors, self.books
-        return (
-            select(
-                a.c.id.label("author_id"),
-                a.c.name,
-                func.count(b.c.id).label("books"),
-                func.coalesce(func.sum(b.c.pages), 0).label("pages"),
-                func.avg(b.c.price).label("avg_price"),
-                func.max(b.c.published_at).label("last_published"),
-            )
-            .select_from(a.outerjoin(b))
-            .group_by(a.c.id, a.c.name)
-        )
 
 
 @pytest.fixture
@@ -94,7 +35,7 @@ def engine(database_url: str) -> Iterator[Engine]:
 @pytest.fixture
 def library(engine: Engine) -> Iterator[Library]:
     """Five authors (1-4 with books, 5 without), the read model backfilled, stamped."""
-    library = Library()
+    library = Library("rv")
     library.metadata.drop_all(engine)
     library.metadata.create_all(engine)
     with engine.begin() as conn:
