@@ -4,7 +4,8 @@ Abandoning a slow query in Python would leave it running on the server (and hold
 connection); instead the database is asked to give up when the budget runs out:
 
 - PostgreSQL: ``SET LOCAL statement_timeout`` in the transaction the query runs in (it
-  lapses with the transaction, so the connection goes back to the pool unchanged);
+  lapses with the transaction, so the connection goes back to the pool unchanged; a
+  statement that runs later in the same transaction gets the usual limit back first);
 - SQLite: a progress handler on the DBAPI connection that returns non-zero once the
   deadline has passed, which makes SQLite interrupt the running statement;
 - other databases: nothing is enforced; the caller still measures and discards a late
@@ -16,14 +17,13 @@ caller must also check :meth:`Deadline.expired` after the path returns.
 
 from __future__ import annotations
 
-import contextlib
 import logging
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
+from typing import Any
 
-from sqlalchemy import Connection
-from sqlalchemy.exc import SQLAlchemyError
+from sqlalchemy import Connection, Engine, event
 
 log = logging.getLogger(__name__)
 
@@ -82,17 +82,53 @@ def enforced(connection: Connection, deadline: Deadline) -> Iterator[Deadline]:
         raise
 
 
+#: Set in a pooled connection's ``info`` while its transaction still carries a read
+#: path's ``statement_timeout``; the next statement on it resets the limit first.
+_TIMEOUT_RESET_PENDING = "cqrs.statement_timeout_reset_pending"
+
+
 @contextmanager
 def _postgres_statement_timeout(connection: Connection, deadline: Deadline) -> Iterator[None]:
+    _install_deferred_reset(connection.engine)
     milliseconds = max(1, int(deadline.remaining_ms()))
+    info = connection.connection.info
+    info.pop(_TIMEOUT_RESET_PENDING, None)
     connection.exec_driver_sql(f"SET LOCAL statement_timeout = {milliseconds}")
     try:
         yield
     finally:
-        # The rest of the transaction (error handlers included) gets its usual limit. After
-        # a database error the transaction is aborted and this fails: the caller rolls back.
-        with contextlib.suppress(SQLAlchemyError):
-            connection.exec_driver_sql("SET LOCAL statement_timeout TO DEFAULT")
+        # Not reset now: that round trip would be paid by every read, and usually nothing
+        # else runs before the transaction ends (which drops a SET LOCAL). If something
+        # does (an error handler, a host's after_request), the limit is reset before it.
+        info[_TIMEOUT_RESET_PENDING] = True
+
+
+def _install_deferred_reset(engine: Engine) -> None:
+    if not event.contains(engine, "before_cursor_execute", _reset_timeout_first):
+        event.listen(engine, "before_cursor_execute", _reset_timeout_first)
+        event.listen(engine, "commit", _transaction_ended)
+        event.listen(engine, "rollback", _transaction_ended)
+        event.listen(engine.pool, "reset", _pool_reset)
+
+
+def _reset_timeout_first(
+    connection: Connection,
+    cursor: Any,
+    _statement: str,
+    _parameters: Any,
+    _context: Any,
+    _executemany: bool,
+) -> None:
+    if connection.connection.info.pop(_TIMEOUT_RESET_PENDING, False):
+        cursor.execute("SET LOCAL statement_timeout TO DEFAULT")
+
+
+def _transaction_ended(connection: Connection) -> None:
+    connection.connection.info.pop(_TIMEOUT_RESET_PENDING, None)
+
+
+def _pool_reset(_dbapi_connection: Any, record: Any, _reset_state: Any) -> None:
+    record.info.pop(_TIMEOUT_RESET_PENDING, None)
 
 
 @contextmanager
