@@ -9,6 +9,7 @@ reads ONLY read-model tables with plain SQLAlchemy Core.
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
@@ -19,6 +20,8 @@ from sqlalchemy import (
     Connection,
     Date,
     Integer,
+    Select,
+    String,
     and_,
     bindparam,
     func,
@@ -131,22 +134,36 @@ def _escape_like(text: str) -> str:
     )
 
 
-def _catalog_conditions(query: ListProducts) -> list[ColumnElement[bool]]:
+@functools.cache
+def _catalog_statements(
+    by_category: bool, by_text: bool, in_stock: bool | None, sort: str
+) -> tuple[Select[Any], Select[Any]]:
+    """The page and count statements for one shape of catalog query, built once per shape
+    (at most 72) with bound parameters ``category_id``, ``pattern``, ``limit``, ``offset``:
+    building one per request cost as much as running it."""
     conditions: list[ColumnElement[bool]] = []
-    if query.category_id is not None:
-        conditions.append(_cat.category_id == query.category_id)
-    if query.q:
-        pattern = f"%{_escape_like(query.q)}%"
+    if by_category:
+        conditions.append(_cat.category_id == bindparam("category_id", type_=Integer()))
+    if by_text:
+        pattern = bindparam("pattern", type_=String())
         conditions.append(
             or_(
                 _cat.name.ilike(pattern, escape=LIKE_ESCAPE),
                 _cat.sku.ilike(pattern, escape=LIKE_ESCAPE),
             )
         )
-    if query.in_stock is not None:
+    if in_stock is not None:
         stock = func.coalesce(_cat.stock, 0)
-        conditions.append(stock > 0 if query.in_stock else stock == 0)
-    return conditions
+        conditions.append(stock > 0 if in_stock else stock == 0)
+    page = (
+        select(*_PRODUCT_COLUMNS)
+        .where(*conditions)
+        .order_by(*_catalog_order(sort))
+        .limit(bindparam("limit", type_=Integer()))
+        .offset(bindparam("offset", type_=Integer()))
+    )
+    total = select(func.count()).select_from(catalog_view).where(*conditions)
+    return page, total
 
 
 def _catalog_order(sort: str) -> list[Any]:
@@ -163,44 +180,79 @@ def _catalog_order(sort: str) -> list[Any]:
     return [*keys, _cat.product_id.asc()]
 
 
+#: The catalog columns a product's JSON is made of, in the order _product_json unpacks
+#: them (a plain tuple unpack: reading Row attributes by name cost more than the query).
+_PRODUCT_COLUMNS = (
+    _cat.product_id,
+    _cat.sku,
+    _cat.name,
+    _cat.description,
+    _cat.price_cents,
+    _cat.category_id,
+    _cat.category_name,
+    _cat.stock,
+    _cat.rating_sum,
+    _cat.rating_count,
+    _cat.units_sold,
+    _cat.created_at,
+    _cat.updated_at,
+)
+
+
 def _product_json(row: Any) -> Json:
-    count = int(row.rating_count)
+    (
+        product_id,
+        sku,
+        name,
+        description,
+        price_cents,
+        category_id,
+        category_name,
+        stock,
+        rating_sum,
+        rating_count,
+        units_sold,
+        created_at,
+        updated_at,
+    ) = row
     return {
-        "id": row.product_id,
-        "sku": row.sku,
-        "name": row.name,
-        "description": row.description,
-        "price_cents": row.price_cents,
-        "category_id": row.category_id,
-        "category": row.category_name,
-        "stock": int(row.stock or 0),
-        "avg_rating": round(int(row.rating_sum) / count, 2) if count else None,
-        "review_count": count,
-        "units_sold": int(row.units_sold),
-        "created_at": _iso(row.created_at),
-        "updated_at": _iso(row.updated_at),
+        "id": product_id,
+        "sku": sku,
+        "name": name,
+        "description": description,
+        "price_cents": price_cents,
+        "category_id": category_id,
+        "category": category_name,
+        "stock": stock or 0,
+        "avg_rating": round(rating_sum / rating_count, 2) if rating_count else None,
+        "review_count": rating_count,
+        "units_sold": units_sold,
+        "created_at": _iso(created_at),
+        "updated_at": _iso(updated_at),
     }
 
 
 def list_products(query: ListProducts, connection: Connection) -> Json:
-    conditions = _catalog_conditions(query)
-    rows = connection.execute(
-        select(catalog_view)
-        .where(*conditions)
-        .order_by(*_catalog_order(query.sort))
-        .limit(query.per_page)
-        .offset((query.page - 1) * query.per_page)
-    ).all()  # one fetchall: iterating the result fetches row by row
+    page, total = _catalog_statements(
+        query.category_id is not None, bool(query.q), query.in_stock, query.sort
+    )
+    params = {
+        "category_id": query.category_id,
+        "pattern": f"%{_escape_like(query.q)}%" if query.q else None,
+        "limit": query.per_page,
+        "offset": (query.page - 1) * query.per_page,
+    }
+    rows = connection.execute(page, params).all()  # one fetchall, not a fetch per row
     items = [_product_json(row) for row in rows]
-    total = connection.execute(select(func.count()).select_from(catalog_view).where(*conditions))
-    return page_envelope(items, int(total.scalar_one()), query.page, query.per_page)
+    count = connection.execute(total, params).scalar_one()
+    return page_envelope(items, int(count), query.page, query.per_page)
 
 
 def get_product(query: GetProduct, connection: Connection) -> Json:
     row = None
     if query.product_id <= MAX_DB_INT:
         row = connection.execute(
-            select(catalog_view).where(_cat.product_id == query.product_id)
+            select(*_PRODUCT_COLUMNS).where(_cat.product_id == query.product_id)
         ).first()
     if row is None:
         raise NotFound(f"product {query.product_id} does not exist", field="product_id")
