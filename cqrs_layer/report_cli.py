@@ -33,7 +33,7 @@ def readiness(stats: EndpointStats, stage: str, min_samples: int) -> Readiness:
     window = stats.window
     problems = []
     if window.samples < min_samples:
-        problems.append(f"only {window.samples} of {min_samples} samples needed")
+        problems.append(f"{window.samples} of the {min_samples} comparisons it needs")
     if window.mismatches:
         problems.append(f"{window.mismatches} mismatch(es) in the last {window.samples}")
     if window.new_errors:

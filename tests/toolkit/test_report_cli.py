@@ -97,7 +97,7 @@ def test_report_numbers_from_a_known_history(toy_app: Flask, toy_runner: FlaskCl
         "fallbacks": 0,
         "ready_to_promote": False,
         "why": (
-            "only 4 of 50 samples needed; 1 mismatch(es) in the last 4; "
+            "4 of the 50 comparisons it needs; 1 mismatch(es) in the last 4; "
             "1 new-path error(s) in the last 4"
         ),
         "last_diffs": [
@@ -122,7 +122,7 @@ def test_report_text(toy_app: Flask, toy_runner: FlaskCliRunner) -> None:
         "  samples: 4 (window 4), mismatch rate 25.0% (1/4)",
         "  latency ms: legacy p50 20.0 p95 40.0 | new p50 2.0 p95 3.0",
         "  errors: legacy 0, new 1; fallbacks 0",
-        "  ready to promote: no (only 4 of 50 samples needed; 1 mismatch(es) in the last 4; "
+        "  ready to promote: no (4 of the 50 comparisons it needs; 1 mismatch(es) in the last 4; "
         "1 new-path error(s) in the last 4)",
     ]
     assert lines[6] == "  last diffs:"
@@ -207,5 +207,5 @@ def test_report_with_no_history(toy_runner: FlaskCliRunner) -> None:
         "  samples: 0 (window 0), mismatch rate 0.0% (0/0)",
         "  latency ms: legacy p50 - p95 - | new p50 - p95 -",
         "  errors: legacy 0, new 0; fallbacks 0",
-        "  ready to promote: no (only 0 of 50 samples needed)",
+        "  ready to promote: no (0 of the 50 comparisons it needs)",
     ]
