@@ -29,7 +29,7 @@ from sqlalchemy import Connection, Executable, delete
 from .messages import Event
 from .outbox import StoredEvent
 from .readmodel import ReadModel
-from .sql import dialect_insert_for
+from .sql import batched_round_trips, dialect_insert_for
 from .tables import projection_tracking
 
 E = TypeVar("E", bound=Event)
@@ -52,11 +52,21 @@ class ProjectionContext:
 class Projection:
     """A named set of event handlers that maintain one or more read models."""
 
-    def __init__(self, name: str, read_models: Iterable[ReadModel] = ()) -> None:
+    def __init__(
+        self,
+        name: str,
+        read_models: Iterable[ReadModel] = (),
+        *,
+        batch_round_trips: bool = False,
+    ) -> None:
+        """``batch_round_trips``: the handlers only write and never read the ``rowcount``
+        of their writes, so their statements may go to the database together
+        (:func:`cqrs_layer.sql.batched_round_trips`; PostgreSQL via psycopg 3)."""
         if not 0 < len(name) <= MAX_NAME_LENGTH:
             raise ValueError(f"projection name must be 1-{MAX_NAME_LENGTH} characters: {name!r}")
         self.name = name
         self.read_models = tuple(read_models)
+        self.batch_round_trips = batch_round_trips
         self._handlers: dict[str, Handler] = {}
 
     def on(self, *event_types: type[E]) -> Callable[[Callable[[E, ProjectionContext], None]], Any]:
@@ -176,28 +186,49 @@ class ProjectionDispatcher:
                 for projection, _ in handlers
             ],
         )
+        # Projections that allow it send their statements in one round trip; the others
+        # run after them. Each projection still sees the batch's events in order, and
+        # projections maintain separate read models, so their relative order is free.
+        batched = [p for p in projections if p.batch_round_trips]
+        others = [p for p in projections if not p.batch_round_trips]
         applied = 0
-        for stored, handlers in plan:
-            event: Event | None = None
-            context = ProjectionContext(connection=connection, stored=stored)
-            for projection, handler in handlers:
-                try:
-                    # Removed once used: the same event twice in a batch applies once.
-                    claimed.remove((projection.name, stored.position))
-                except KeyError:
-                    continue  # applied before: at most once
-                if event is None:
-                    event = stored.event
-                try:
-                    handler(event, context)
-                except Exception as error:
-                    error.add_note(
-                        f"in projection {projection.name!r} applying {stored.event_type} "
-                        f"at position {stored.position}; the transaction must roll back"
-                    )
-                    raise
-                applied += 1
-        return applied
+        if batched:
+            with batched_round_trips(connection):
+                applied += _apply_plan(connection, plan, claimed, only=batched)
+        return applied + _apply_plan(connection, plan, claimed, only=others)
+
+
+def _apply_plan(
+    connection: Connection,
+    plan: list[tuple[StoredEvent, list[tuple[Projection, Handler]]]],
+    claimed: set[tuple[str, int]],
+    *,
+    only: list[Projection],
+) -> int:
+    applied = 0
+    for stored, handlers in plan:
+        event: Event | None = None
+        context = ProjectionContext(connection=connection, stored=stored)
+        for projection, handler in handlers:
+            if projection not in only:
+                continue
+            try:
+                # Removed once used: the same event twice in a batch applies once.
+                claimed.remove((projection.name, stored.position))
+            except KeyError:
+                continue  # applied before: at most once
+            if event is None:
+                event = stored.event
+            try:
+                handler(event, context)
+            except Exception as error:
+                error.add_note(
+                    f"in projection {projection.name!r} applying {stored.event_type} "
+                    f"at position {stored.position}; the transaction must roll back"
+                )
+                raise
+            applied += 1
+    return applied
 
 
 def _handlers_of(

@@ -14,7 +14,7 @@ from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from typing import Any
 
-from sqlalchemy import Connection, Engine, Table
+from sqlalchemy import Connection, Engine, Table, event
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.dialects.postgresql import Insert as PostgresInsert
 from sqlalchemy.dialects.sqlite import Insert as SqliteInsert
@@ -197,3 +197,47 @@ def refresh_statistics(connection: Connection, table: Table) -> None:
     if connection.dialect.name == "postgresql":
         quoted = connection.dialect.identifier_preparer.format_table(table)
         connection.exec_driver_sql(f"ANALYZE {quoted}")
+
+
+@contextmanager
+def batched_round_trips(connection: Connection) -> Iterator[None]:
+    """Send the block's write statements to the server without waiting for each reply.
+
+    On PostgreSQL through psycopg 3 this is pipeline mode: statements go out back to back
+    and their replies are read together, at the end of the block or as soon as one is
+    needed. A statement that returns rows (a SELECT, a RETURNING, raw SQL) is synced
+    right after it runs, so its result reads as usual. What the block must not use is the
+    ``rowcount`` of a plain INSERT/UPDATE/DELETE: it is unknown until the sync. Errors
+    surface at the sync, still inside the transaction, which the caller then rolls back.
+    Elsewhere (SQLite, other drivers) the block runs as is.
+    """
+    raw = connection.connection.dbapi_connection
+    start_pipeline = getattr(raw, "pipeline", None)
+    if connection.dialect.name != "postgresql" or start_pipeline is None:
+        yield
+        return
+    with start_pipeline() as pipeline:
+
+        def sync_if_rows_expected(
+            _connection: Connection,
+            _cursor: Any,
+            _statement: str,
+            _parameters: Any,
+            context: Any,
+            _executemany: bool,
+        ) -> None:
+            if _returns_rows(context):
+                pipeline.sync()  # SQLAlchemy reads the cursor's description next
+
+        event.listen(connection, "after_cursor_execute", sync_if_rows_expected)
+        try:
+            yield
+        finally:
+            event.remove(connection, "after_cursor_execute", sync_if_rows_expected)
+
+
+def _returns_rows(context: Any) -> bool:
+    plain_dml = context.isinsert or context.isupdate or context.isdelete
+    compiled = context.compiled
+    returning = compiled is not None and bool(getattr(compiled, "effective_returning", None))
+    return not plain_dml or returning

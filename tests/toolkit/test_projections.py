@@ -269,3 +269,82 @@ def test_insert_if_absent_reports_whether_it_inserted(engine: Engine) -> None:
         assert insert_if_absent(conn, table, row) is True
         assert insert_if_absent(conn, table, {**row, "books": 9}) is False
         assert conn.execute(select(func.sum(table.c.books))).scalar_one() == 1
+
+
+# ---------------------------------------------------------------- batched round trips
+
+
+def batched_stats_projection(name: str = "batched") -> Projection:
+    projection = Projection(name, batch_round_trips=True)
+
+    @projection.on(BookShelved)
+    def _(event: BookShelved, ctx: ProjectionContext) -> None:
+        increment(
+            ctx.connection,
+            Shelf.author_stats,
+            {"author": event.author},
+            {"books": 1, "pages": event.pages},
+        )
+        # A read in the middle of the batch still sees the writes before it.
+        books = ctx.connection.execute(
+            select(Shelf.author_stats.c.books).where(Shelf.author_stats.c.author == event.author)
+        ).scalar_one()
+        ctx.connection.execute(
+            Shelf.author_stats.update()
+            .where(Shelf.author_stats.c.author == event.author)
+            .values(label=f"{books} book(s)")
+        )
+
+    return projection
+
+
+def test_batched_projections_apply_in_event_order_with_reads_in_between(
+    engine: Engine,
+) -> None:
+    dispatcher = ProjectionDispatcher([batched_stats_projection()])
+    with engine.begin() as conn:
+        stored = record(
+            conn,
+            BookShelved(id=1, author="Ann", pages=100),
+            BookShelved(id=2, author="Ann", pages=50),
+            BookShelved(id=3, author="Bob", pages=10),
+        )
+        dispatcher.apply(conn, stored)
+
+    with engine.connect() as conn:
+        assert stats(conn) == [("Ann", 2, 150, "2 book(s)"), ("Bob", 1, 10, "1 book(s)")]
+        assert [row[0] for row in tracking(conn)] == ["batched"] * 3
+
+
+def test_batched_and_unbatched_projections_each_apply_once(engine: Engine) -> None:
+    dispatcher = ProjectionDispatcher([stats_projection("plain"), batched_stats_projection()])
+    with engine.begin() as conn:
+        stored = record(conn, BookShelved(id=1, author="Ann", pages=100))
+        dispatcher.apply(conn, stored)
+        dispatcher.apply(conn, stored)
+
+        assert stats(conn) == [("Ann", 2, 200, "1 book(s)")]
+        assert sorted(row[0] for row in tracking(conn)) == ["batched", "plain"]
+
+
+def test_a_database_error_in_a_batch_fails_the_transaction_and_leaves_nothing(
+    engine: Engine,
+) -> None:
+    """On PostgreSQL the failing statement's error arrives with a later reply; it must
+    still fail the apply, and the rollback must remove every write of the batch."""
+    duplicate = Projection("duplicate", batch_round_trips=True)
+
+    @duplicate.on(BookShelved)
+    def _(event: BookShelved, ctx: ProjectionContext) -> None:
+        row = {"id": event.id, "slug": "same", "title": event.author}
+        ctx.connection.execute(insert(Shelf.slugs), row)
+        ctx.connection.execute(insert(Shelf.slugs), {**row, "id": event.id + 100})  # slug taken
+
+    dispatcher = ProjectionDispatcher([stats_projection(), duplicate])
+    with pytest.raises(Exception, match=r"uq_rp_slugs_slug|UNIQUE"), engine.begin() as conn:
+        dispatcher.apply(conn, record(conn, BookShelved(id=1, author="Ann", pages=100)))
+
+    with engine.connect() as conn:
+        assert conn.execute(select(func.count()).select_from(Shelf.slugs)).scalar_one() == 0
+        assert stats(conn) == []
+        assert tracking(conn) == []
