@@ -348,3 +348,22 @@ def test_a_database_error_in_a_batch_fails_the_transaction_and_leaves_nothing(
         assert conn.execute(select(func.count()).select_from(Shelf.slugs)).scalar_one() == 0
         assert stats(conn) == []
         assert tracking(conn) == []
+
+
+def test_a_python_error_in_a_batched_handler_propagates_and_leaves_nothing(
+    engine: Engine,
+) -> None:
+    broken = Projection("broken_batched", batch_round_trips=True)
+
+    @broken.on(BookShelved)
+    def _(event: BookShelved, ctx: ProjectionContext) -> None:
+        ctx.connection.execute(insert(Shelf.author_stats), {"author": "x", "books": 1, "pages": 1})
+        raise ZeroDivisionError("bug in a batched projection")
+
+    dispatcher = ProjectionDispatcher([broken])
+    with pytest.raises(ZeroDivisionError, match="batched projection"), engine.begin() as conn:
+        dispatcher.apply(conn, record(conn, BookShelved(id=1, author="Ann", pages=100)))
+
+    with engine.connect() as conn:
+        assert stats(conn) == []
+        assert tracking(conn) == []
