@@ -1,6 +1,6 @@
 """The toolkit's settings, and reading them from environment variables.
 
-Every ``CQRS_*`` key has a default (:data:`DEFAULTS`); ``app.config`` overrides it.
+Every ``CQRS_*`` key has a default (:func:`defaults`); ``app.config`` overrides it.
 :func:`settings_from_env` lets an app take any of them from the environment, typed by
 its default (``CQRS_DEFAULT_SAMPLE_RATE=0.1`` is a float, ``CQRS_ENDPOINT_MODES`` a JSON
 object), so an operator can tune a deployment without a code change. A malformed value

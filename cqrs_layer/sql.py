@@ -6,6 +6,9 @@ transactions incrementing the same counter both count, and nothing reads a row b
 Python first. SQLite and PostgreSQL share the ``ON CONFLICT`` syntax but SQLAlchemy builds
 it through each dialect's own ``insert``; other dialects are refused loudly rather than
 emulated with a racy SELECT-then-write.
+
+Also: fresh planner statistics after a rebuild (:func:`refresh_statistics`) and one
+round trip for a block of writes on PostgreSQL (:func:`batched_round_trips`).
 """
 
 from __future__ import annotations
