@@ -33,8 +33,10 @@ venv: $(STAMP)
 migrate: $(STAMP)
 	$(BIN)/alembic upgrade head
 
+# The seed is a bulk load that bypasses the app; the read models are rebuilt after it.
 seed: $(STAMP)
 	$(BIN)/flask --app legacy_app seed --if-empty
+	$(BIN)/flask --app legacy_app cqrs backfill
 
 test: lint
 	$(BIN)/pytest -n $(PYTEST_WORKERS) $(PYTEST_ARGS)
@@ -43,6 +45,7 @@ lint: $(STAMP)
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
 	$(BIN)/mypy
+	$(BIN)/lint-imports
 
 format: $(STAMP)
 	$(BIN)/ruff check --fix .

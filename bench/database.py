@@ -69,11 +69,10 @@ class SchemaReport:
 
 
 def _all_metadata() -> list[MetaData]:
-    from cqrs_layer import tables as toolkit_tables
-    from legacy_app.cqrs.read_models import read_metadata
+    from legacy_app.cqrs.schema import cqrs_metadata
     from legacy_app.extensions import db
 
-    return [db.metadata, toolkit_tables.metadata, read_metadata]
+    return [db.metadata, *cqrs_metadata()]
 
 
 def prepare_schema(url: str) -> SchemaReport:
@@ -185,7 +184,7 @@ def seed(url: str, size: SeedSize) -> tuple[float, dict[str, int]]:
 
 def backfill(url: str) -> tuple[float, list[Any]]:
     """Every shop read model through the toolkit's backfill; total seconds and per model."""
-    from cqrs_layer.backfill import backfill_all
+    from cqrs_layer.read.backfill import backfill_all
     from legacy_app.cqrs.read_models import READ_MODELS
 
     engine = create_engine(url)

@@ -43,7 +43,7 @@ class Side:
             f"{name}: the {self.label} server (port {self.server.port}) answered with "
             f"{shown}, expected {wanted}. Its environment did not put the endpoint "
             "on that path (is the CQRS wiring installed in create_app, and does the config "
-            "read CQRS_DEFAULT_READ_MODE / CQRS_DEFAULT_WRITE_MODE?). Refusing to report a "
+            "read FLASK_CQRS_DEFAULT_READ_STAGE / _WRITE_STAGE?). Refusing to report a "
             "ratio that would not compare the two paths."
         )
 

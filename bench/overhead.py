@@ -85,7 +85,7 @@ class ShadowLedger:
     """
 
     def __init__(self, url: str) -> None:
-        from cqrs_layer.comparisons import comparisons
+        from cqrs_layer.core.tables import comparisons
 
         self._engine = create_engine(url)
         self._table = comparisons
@@ -197,37 +197,37 @@ def flag_evaluations(url: str, number: int, repeat: int) -> list[FlagEval]:
     """
     from flask import request
 
+    from cqrs_layer.ops.context import toolkit_of
     from legacy_app import create_app
 
     app = create_app(
         {
             "SQLALCHEMY_DATABASE_URI": url,
-            "CQRS_DEFAULT_READ_MODE": "legacy",
-            "CQRS_DEFAULT_WRITE_MODE": "legacy",
+            "CQRS_DEFAULT_READ_STAGE": "legacy",
+            "CQRS_DEFAULT_WRITE_STAGE": "legacy",
         }
     )
-    state = app.extensions["cqrs"]
+    toolkit = toolkit_of(app)
     results = []
     try:
         with app.test_request_context("/api/customers/1/orders", headers={SUBJECT_HEADER: SUBJECT}):
-            results.append(_time_route(state, request, "default", number, repeat))
-            state.flags.set_stage(
+            results.append(_time_route(toolkit, request, "default", number, repeat))
+            toolkit.changes.change(
                 ENDPOINT,
                 "live",
                 percent=50,
                 actor="bench",
                 reason="bench: time a flag evaluation at live 50%",
-                force=True,  # the bench database's writes are still on legacy
+                force=True,  # the bench database has no comparisons of it
             )
-            results.append(_time_route(state, request, "live-50%", number, repeat))
+            results.append(_time_route(toolkit, request, "live-50%", number, repeat))
     finally:
-        with app.app_context():
-            state.db.engine.dispose()
+        toolkit.engine.dispose()
     return results
 
 
-def _time_route(state: Any, request: Any, case: str, number: int, repeat: int) -> FlagEval:
-    route: Callable[..., Any] = state.flags.route
+def _time_route(toolkit: Any, request: Any, case: str, number: int, repeat: int) -> FlagEval:
+    route: Callable[..., Any] = toolkit.router.route
     decision = route(ENDPOINT, "read", request)  # also fills the cache
     timer = timeit.Timer(
         "route(endpoint, 'read', request)",

@@ -40,10 +40,10 @@ from sqlalchemy import (
     update,
 )
 
-from cqrs_layer.backfill import backfill, source_columns
-from cqrs_layer.readmodel import ReadModel
-from cqrs_layer.sql import write_locked
-from cqrs_layer.verify import verify
+from cqrs_layer.core.read_model import ReadModel
+from cqrs_layer.core.sql import write_locked
+from cqrs_layer.read.backfill import backfill, source_columns
+from cqrs_layer.read.verify import verify
 
 metadata = MetaData()
 authors = Table(

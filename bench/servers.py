@@ -18,12 +18,21 @@ STARTUP_TIMEOUT = 60.0
 REPO_ROOT = Path(__file__).resolve().parents[1]
 SHOP_APP = "legacy_app:create_app()"
 #: The environment that puts every endpoint of a server on one path (read by the shop's
-#: config; no flag rows exist in a bench database, so these defaults decide). A shadow
-#: server compares every request: the toolkit's default sample rate is 1.0.
+#: config, the Flask way; no flag rows exist in a bench database, so these defaults
+#: decide). A shadow server compares every request: the toolkit's default sample rate is 1.
 PATH_ENV: dict[str, dict[str, str]] = {
-    "legacy": {"CQRS_DEFAULT_READ_MODE": "legacy", "CQRS_DEFAULT_WRITE_MODE": "legacy"},
-    "new": {"CQRS_DEFAULT_READ_MODE": "read-model", "CQRS_DEFAULT_WRITE_MODE": "command"},
-    "shadow": {"CQRS_DEFAULT_READ_MODE": "shadow", "CQRS_DEFAULT_WRITE_MODE": "legacy"},
+    "legacy": {
+        "FLASK_CQRS_DEFAULT_READ_STAGE": "legacy",
+        "FLASK_CQRS_DEFAULT_WRITE_STAGE": "legacy",
+    },
+    "new": {
+        "FLASK_CQRS_DEFAULT_READ_STAGE": "complete",
+        "FLASK_CQRS_DEFAULT_WRITE_STAGE": "command",
+    },
+    "shadow": {
+        "FLASK_CQRS_DEFAULT_READ_STAGE": "shadow",
+        "FLASK_CQRS_DEFAULT_WRITE_STAGE": "legacy",
+    },
 }
 #: The shop with its wrapped endpoints' legacy views put back (overhead:legacy-stage).
 UNWRAPPED_APP = "bench.unwrapped_app:create_app()"

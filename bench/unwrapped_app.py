@@ -12,11 +12,12 @@ from __future__ import annotations
 
 from flask import Flask
 
+from cqrs_layer.ops.context import toolkit_of
 from legacy_app import create_app as create_shop
 
 
 def create_app() -> Flask:
     app = create_shop()
-    for endpoint, wrapped in app.extensions["cqrs"].endpoints.items():
+    for endpoint, wrapped in toolkit_of(app).router.wrapped.items():
         app.view_functions[endpoint] = wrapped.legacy_view
     return app

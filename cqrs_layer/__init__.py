@@ -1,63 +1,52 @@
 """cqrs_layer: move a Flask + SQLAlchemy app to CQRS one endpoint at a time.
 
-The names below are the public surface; every other module may change.
+The names below are the public surface, grouped by role. Besides them, three public
+modules: :mod:`cqrs_layer.sql` (SQL helpers for projections), :mod:`cqrs_layer.schema`
+(the toolkit's tables for your migrations) and :mod:`cqrs_layer.testing` (a pytest
+plugin). Everything else (the ``core``, ``write``, ``read``, ``rollout`` and ``ops``
+layers, ``_ext``) is private and may change.
 """
 
-from . import errors, signals
-from .bus import CommandBus, QueryBus
-from .compare import CompareOptions
-from .correlation import correlation_scope, current_correlation_id
-from .errors import (
+from ._ext import CQRS
+from .core import signals
+from .core.correlation import current_correlation_id
+from .core.errors import (
     CommandRejected,
     ConcurrencyConflict,
     DomainRuleViolated,
     NotFound,
-    UnguardedWriteError,
     ValidationFailed,
 )
-from .ext import CQRS, CQRSState
-from .flags import FlagState, FlagStore
-from .gate import PromotionRefused
-from .guard import WriteGuard, allow_unguarded_writes
-from .messages import Command, Event, Query
-from .outbox import StoredEvent
-from .projections import Projection, ProjectionContext, ProjectionDispatcher
-from .readmodel import ReadModel
-from .rollout import Route
-from .routing import ModeSource, StaticModeSource
-from .uow import UnitOfWork
+from .core.messages import Command, Event, Query
+from .core.read_model import ReadModel
+from .read.projections import Projection, ProjectionContext
+from .rollout.diff import ComparisonOptions
+from .write.guard import allow_unguarded_writes
+from .write.uow import UnitOfWork
 
-__all__ = [
+__all__ = [  # noqa: RUF022 (grouped by role, not sorted)
+    # the extension
     "CQRS",
-    "CQRSState",
+    # messages: what you write
     "Command",
-    "CommandBus",
-    "CommandRejected",
-    "CompareOptions",
-    "ConcurrencyConflict",
-    "DomainRuleViolated",
     "Event",
-    "FlagState",
-    "FlagStore",
-    "ModeSource",
-    "NotFound",
+    "Query",
+    # the write side
+    "UnitOfWork",
+    "allow_unguarded_writes",
+    # the read side
     "Projection",
     "ProjectionContext",
-    "ProjectionDispatcher",
-    "PromotionRefused",
-    "Query",
-    "QueryBus",
     "ReadModel",
-    "Route",
-    "StaticModeSource",
-    "StoredEvent",
-    "UnguardedWriteError",
-    "UnitOfWork",
+    # comparing the two read paths
+    "ComparisonOptions",
+    # refusals a handler raises (each becomes a 4xx)
+    "CommandRejected",
+    "ConcurrencyConflict",
+    "DomainRuleViolated",
+    "NotFound",
     "ValidationFailed",
-    "WriteGuard",
-    "allow_unguarded_writes",
-    "correlation_scope",
+    # observing
     "current_correlation_id",
-    "errors",
     "signals",
 ]

@@ -21,6 +21,11 @@ def create_app(config: Mapping[str, Any] | None = None) -> Flask:
     app = Flask(__name__, instance_relative_config=True)
     os.makedirs(app.instance_path, exist_ok=True)
     app.config.from_mapping(config_from_env(app.instance_path))
+    # FLASK_<KEY>=value from the environment, the usual Flask way (values parsed as JSON
+    # where they can be): e.g. FLASK_CQRS_WRITE_GUARD=strict. Secrets such as the admin
+    # API's token (FLASK_CQRS_ADMIN_TOKEN) come from here, never the command line, so
+    # they do not show in `ps`.
+    app.config.from_prefixed_env()
     if config:
         app.config.from_mapping(config)
     app.json.sort_keys = False  # type: ignore[attr-defined]

@@ -6,8 +6,6 @@ import os
 from pathlib import Path
 from typing import Any
 
-from cqrs_layer.settings import settings_from_env
-
 
 def default_database_url(instance_path: str) -> str:
     return f"sqlite:///{Path(instance_path) / 'shop.db'}"
@@ -18,12 +16,4 @@ def config_from_env(instance_path: str) -> dict[str, Any]:
         "SQLALCHEMY_DATABASE_URI": os.environ.get("DATABASE_URL")
         or default_database_url(instance_path),
         "JSON_SORT_KEYS": False,
-        # Every toolkit setting can come from the environment, typed by its default (a
-        # malformed value stops the app from starting), e.g. which path serves the wrapped
-        # endpoints without a flag (CQRS_DEFAULT_WRITE_MODE: legacy | command;
-        # CQRS_DEFAULT_READ_MODE: legacy | shadow | live | complete), what the write guard
-        # does (CQRS_WRITE_GUARD: off | warn | strict), comparison sampling and budgets.
-        # The admin API's token (CQRS_ADMIN_TOKEN) comes from here, never the command
-        # line, so it does not show in `ps`; unset keeps the API off.
-        **settings_from_env(os.environ),
     }

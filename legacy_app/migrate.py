@@ -12,15 +12,9 @@ from pathlib import Path
 from alembic import command
 from alembic.config import Config
 from flask import Flask
-from sqlalchemy import MetaData
 from sqlalchemy.engine import make_url
 
-from cqrs_layer.tables import metadata as toolkit_metadata
-
-from . import models  # noqa: F401  (registers the shop's tables on db.metadata)
 from .config import config_from_env
-from .cqrs.read_models import read_metadata
-from .extensions import db
 
 __all__ = [
     "REPO_ROOT",
@@ -28,18 +22,11 @@ __all__ = [
     "downgrade_database",
     "ensure_sqlite_directory",
     "resolve_database_url",
-    "target_metadata",
     "upgrade_database",
 ]
 
 # alembic.ini and migrations/ live beside the package in the source tree (editable install).
 REPO_ROOT = Path(__file__).resolve().parent.parent
-
-
-def target_metadata() -> list[MetaData]:
-    """Every MetaData whose tables the migrations own: the shop's, the toolkit's own
-    (outbox, projection tracking, idempotency keys, flags...) and the read models'."""
-    return [db.metadata, toolkit_metadata, read_metadata]
 
 
 def resolve_database_url(url: str | None = None) -> str:

@@ -9,10 +9,9 @@ The shape is skewed the way real shops are: a few categories, a handful of best 
 (Zipf weights), repeat customers, most orders shipped, some cancelled, reviews piling up
 on popular products with mostly high ratings, and some products sold out or running low.
 
-``seed_database`` knows nothing of the CQRS toolkit. The ``flask seed`` command does: it
-tells the write guard that this bulk load bypasses the commands on purpose
-(``allow_unguarded_writes``), then rebuilds the app's read models from the rows written
-(``--no-backfill`` skips that), so they never start stale.
+The seed writes the tables directly, like any bulk load a real shop runs: it knows
+nothing of the CQRS toolkit. Rebuild the read models after it (``flask cqrs backfill``;
+``make run`` does).
 """
 
 from __future__ import annotations
@@ -26,12 +25,8 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import click
-from flask import current_app
 from flask.cli import with_appcontext
 from sqlalchemy import Connection, Engine, Table, func, inspect, select, text
-
-from cqrs_layer import ReadModel, allow_unguarded_writes
-from cqrs_layer.backfill import backfill_all
 
 from .extensions import db
 from .models import Category, Customer, Order, OrderLine, OrderStatus, Product, Review, Stock
@@ -411,11 +406,6 @@ def _chunks(items: range, size: int) -> Iterator[range]:
 @click.option("--reviews", default=SeedCounts.reviews, show_default=True, type=int)
 @click.option("--seed", "random_seed", default=42, show_default=True, help="Random seed.")
 @click.option("--if-empty", is_flag=True, help="Do nothing when products already exist.")
-@click.option(
-    "--no-backfill",
-    is_flag=True,
-    help="Leave the read models as they are (stale) instead of rebuilding them.",
-)
 @with_appcontext
 def seed_command(
     categories: int,
@@ -425,10 +415,8 @@ def seed_command(
     reviews: int,
     random_seed: int,
     if_empty: bool,
-    no_backfill: bool,
 ) -> None:
-    """Fill the database with demo data (same --seed, same data), then rebuild the read
-    models from it (unless --no-backfill)."""
+    """Fill the database with demo data (same --seed, same data)."""
     for option, value in (
         ("--categories", categories),
         ("--products", products),
@@ -439,10 +427,8 @@ def seed_command(
         if value < 0:
             raise click.BadParameter("must not be negative", param_hint=option)
     engine = db.engine
-    read_models = [] if no_backfill else _registered_read_models()
     # Checked before writing anything, so a missing table never leaves a half-done seed.
     needed = {model.__tablename__ for model in SEEDED_MODELS}
-    needed |= {model.table.name for model in read_models}
     missing = needed - set(inspect(engine).get_table_names())
     if missing:
         raise click.ClickException(
@@ -456,12 +442,7 @@ def seed_command(
             return
     counts = SeedCounts(categories, products, customers, orders, reviews)
     try:
-        # A bulk load bypasses the commands on purpose: no events for a year of history.
-        # The write guard is told so, and the read models are rebuilt from the result below.
-        with (
-            allow_unguarded_writes(),
-            click.progressbar(length=progress_total(counts), label="Seeding") as bar,
-        ):
+        with click.progressbar(length=progress_total(counts), label="Seeding") as bar:
             written = seed_database(
                 engine,
                 categories=categories,
@@ -475,22 +456,3 @@ def seed_command(
     except ValueError as exc:
         raise click.UsageError(str(exc)) from None
     click.echo(", ".join(f"{count} {table}" for table, count in written.items()))
-    if read_models:
-        _backfill(engine, read_models)
-
-
-def _registered_read_models() -> list[ReadModel]:
-    """The app's read models, when it runs the CQRS toolkit; none otherwise."""
-    state = current_app.extensions.get("cqrs")
-    if state is None:
-        return []
-    return [state.read_models[name] for name in sorted(state.read_models)]
-
-
-def _backfill(engine: Engine, read_models: list[ReadModel]) -> None:
-    """Rebuild the read models from the rows just written, so they never start stale."""
-    results = backfill_all(engine, read_models)
-    seconds = sum(result.seconds for result in results)
-    click.echo(f"Backfilled {len(results)} read models in {seconds:.2f}s:")
-    for result in results:
-        click.echo(f"  {result.name}: {result.rows} rows")

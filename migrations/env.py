@@ -10,10 +10,13 @@ from __future__ import annotations
 from logging.config import fileConfig
 
 from alembic import context
-from sqlalchemy import create_engine, pool
+from sqlalchemy import MetaData, create_engine, pool
 from sqlalchemy.engine import Connection
 
-from legacy_app.migrate import ensure_sqlite_directory, resolve_database_url, target_metadata
+from legacy_app import models  # noqa: F401  (registers the shop's tables on db.metadata)
+from legacy_app.cqrs.schema import cqrs_metadata
+from legacy_app.extensions import db
+from legacy_app.migrate import ensure_sqlite_directory, resolve_database_url
 
 config = context.config
 
@@ -28,6 +31,12 @@ def database_url() -> str:
         or config.get_main_option("sqlalchemy.url")
     )
     return resolve_database_url(explicit)
+
+
+def target_metadata() -> list[MetaData]:
+    """Every MetaData whose tables the migrations own: the shop's, then what its migration
+    to CQRS adds (the toolkit's tables and the read models)."""
+    return [db.metadata, *cqrs_metadata()]
 
 
 def configure(**options: object) -> None:

@@ -5,8 +5,8 @@
 #   scripts/serve-in-background.sh stop    # stop it and wait until it is gone
 #
 # For docs/migration-guide.md and for trying things by hand. The server inherits the caller's
-# environment, so DATABASE_URL and the CQRS_* variables (CQRS_DEFAULT_WRITE_MODE, ...) set on
-# the command line reach it: `CQRS_DEFAULT_WRITE_MODE=command scripts/serve-in-background.sh start`.
+# environment, so DATABASE_URL and the FLASK_CQRS_* settings (FLASK_CQRS_DEFAULT_WRITE_STAGE, ...) set on
+# the command line reach it: `FLASK_CQRS_DEFAULT_WRITE_STAGE=command scripts/serve-in-background.sh start`.
 # Its output goes to $SHOP_LOG; its process id to $SHOP_LOG.pid, which `stop` reads.
 # SHOP_APP overrides what gunicorn serves (default 'legacy_app:create_app()').
 set -euo pipefail

@@ -1,12 +1,12 @@
 """Fixtures shared by the whole suite: the app on each backend, a client, a CLI runner.
 
 The behaviour suite only uses ``app``, ``client`` and ``db_session``; which app is built is
-decided here (``APP_VARIANTS``), so the same tests can run against a wrapped app later.
+decided by ``app_variant`` (:mod:`tests.variants`): the legacy shop here, every variant in
+``tests/api``, so the same tests run against the wrapped app at every stage.
 """
 
 from __future__ import annotations
 
-import os
 import tempfile
 from collections.abc import Iterator
 from typing import Any
@@ -17,21 +17,16 @@ from flask.testing import FlaskClient, FlaskCliRunner
 from sqlalchemy import text
 
 from cqrs_layer import allow_unguarded_writes
-from cqrs_layer.tables import metadata as toolkit_metadata
-from cqrs_layer.testing import ClosingClient
-from legacy_app.cqrs.read_models import read_metadata
+from legacy_app.cqrs.schema import cqrs_metadata
 from legacy_app.extensions import db
 
 from .databases import backends, temporary_postgres_database
-from .variants import APP_VARIANTS
+from .variants import LEGACY, Variant
+
+pytest_plugins = ["cqrs_layer.testing.plugin"]
 
 # The shop's tables, the toolkit's (outbox, tracking, idempotency keys) and the read models.
-ALL_METADATA = (db.metadata, toolkit_metadata, read_metadata)
-
-
-def selected_variants() -> list[str]:
-    wanted = os.environ.get("SHOP_APP_VARIANTS")
-    return wanted.split(",") if wanted else list(APP_VARIANTS)
+ALL_METADATA = (db.metadata, *cqrs_metadata())
 
 
 @pytest.fixture(scope="session", params=backends())
@@ -50,15 +45,16 @@ def backend(database_url: str) -> str:
     return "postgresql" if database_url.startswith("postgresql") else "sqlite"
 
 
-@pytest.fixture(params=selected_variants())
-def app_variant(request: pytest.FixtureRequest) -> str:
-    return str(request.param)
+@pytest.fixture
+def app_variant() -> Variant:
+    """Which shop the ``app`` fixture builds: the legacy one, unless a test module or
+    directory says otherwise (``tests/api`` runs every variant)."""
+    return LEGACY
 
 
 @pytest.fixture
-def app(database_url: str, app_variant: str) -> Iterator[Flask]:
-    app = APP_VARIANTS[app_variant]({"TESTING": True, "SQLALCHEMY_DATABASE_URI": database_url})
-    app.test_client_class = ClosingClient  # closes responses, as servers do
+def app(database_url: str, app_variant: Variant) -> Iterator[Flask]:
+    app = app_variant.build({"TESTING": True, "SQLALCHEMY_DATABASE_URI": database_url})
     with app.app_context():
         _create_tables_once(database_url)
         _empty_all_tables()

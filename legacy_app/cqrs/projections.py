@@ -39,7 +39,7 @@ from sqlalchemy import (
     update,
 )
 
-from cqrs_layer.projections import Projection, ProjectionContext
+from cqrs_layer import Projection, ProjectionContext
 from cqrs_layer.sql import dialect_insert, dialect_insert_for, upsert
 
 from .events import (

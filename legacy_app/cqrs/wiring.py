@@ -4,8 +4,9 @@ It registers the commands and their handlers, the projections (which bring their
 models, whose source tables the write guard then watches), the query handlers, and wraps
 every write endpoint with its command path and every slow read endpoint with its
 read-model path. Which path serves a request is decided per request by the
-``CQRS_*_MODE`` config (see :mod:`legacy_app.config`), so wiring changes no behaviour by
-itself: with the defaults every endpoint is still served by its legacy view.
+endpoint's flag (``flask cqrs flags``; without one, the ``CQRS_DEFAULT_*_STAGE``
+settings), so wiring changes no behaviour by itself: with the defaults every endpoint is
+still served by its legacy view.
 """
 
 from __future__ import annotations
@@ -17,8 +18,7 @@ from typing import Any
 from flask import Flask, Request, Response
 from sqlalchemy import Connection
 
-from cqrs_layer import CQRS, CommandRejected, CQRSState, Query
-from cqrs_layer.bus import QueryHandler
+from cqrs_layer import CQRS, CommandRejected, Query
 
 from ..errors import ApiError, error_response
 from ..extensions import db
@@ -39,13 +39,13 @@ def render_toolkit_error(error: CommandRejected) -> tuple[Response, int]:
     )
 
 
-def init_cqrs(app: Flask) -> CQRSState:
+def init_cqrs(app: Flask) -> None:
     app.config.setdefault("CQRS_ERROR_RENDERER", render_toolkit_error)
-    state = cqrs.init_app(app, db)
+    cqrs.init_app(app, db)
     for projection in PROJECTIONS:
-        state.register_projection(projection)
+        cqrs.register_projection(projection, app=app)
     for command_type, handler in HANDLERS.items():
-        state.command_bus.register(command_type, handler)
+        cqrs.register_command(command_type, handler, app=app)
     for write in WRITE_ENDPOINTS:
         cqrs.command_endpoint(
             write.endpoint,
@@ -55,14 +55,13 @@ def init_cqrs(app: Flask) -> CQRSState:
             app=app,
         )
     for read in READ_ENDPOINTS:
-        state.query_bus.register(read.query_type, _answering_errors(read.handler))
+        cqrs.register_query(read.query_type, _answering_errors(read.handler), app=app)
         cqrs.query_endpoint(
             read.endpoint,
             build=_query_builder(read),
             read_models=read.read_models,
             app=app,
         )
-    return state
 
 
 def _query_builder(read: ReadEndpoint) -> Callable[[Request, dict[str, Any]], Query]:
@@ -74,7 +73,9 @@ def _query_builder(read: ReadEndpoint) -> Callable[[Request, dict[str, Any]], Qu
     return build
 
 
-def _answering_errors(handler: Callable[[Any, Connection], Any]) -> QueryHandler:
+def _answering_errors(
+    handler: Callable[[Any, Connection], Any],
+) -> Callable[[Any, Connection], Any]:
     def handle(query: Any, connection: Connection) -> Any:
         with _shop_errors_as_answers():
             return handler(query, connection)

@@ -8,9 +8,11 @@ import pytest
 from flask import Flask
 from sqlalchemy import Engine, MetaData
 
-from cqrs_layer.tables import metadata as toolkit_metadata
+from cqrs_layer.schema import metadata as toolkit_metadata
 from legacy_app.cqrs.read_models import read_metadata
 from legacy_app.extensions import db
+
+from ..variants import LEGACY, Variant
 
 
 def _empty(engine: Engine, *metadatas: MetaData) -> None:
@@ -37,8 +39,14 @@ def read_db(app: Flask) -> Iterator[Engine]:
 
 
 @pytest.fixture
-def app_variant() -> str:
-    """Always the legacy app: its endpoints are the truth the query handlers are compared
-    with, and no wrapped path or test-harness sync may touch the read models behind the
-    tests' back."""
-    return "legacy"
+def app_variant() -> Variant:
+    """The legacy app unless a test says otherwise: its endpoints are the truth the query
+    handlers are compared with, and no wrapped path or test-harness sync may touch the
+    read models behind the tests' back."""
+    return LEGACY
+
+
+def backfill(app: Flask, *names: str) -> None:
+    """Rebuild the read models (all, or the named ones) with ``flask cqrs backfill``."""
+    result = app.test_cli_runner().invoke(args=["cqrs", "backfill", *names])
+    assert result.exit_code == 0, result.output

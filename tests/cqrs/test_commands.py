@@ -11,20 +11,21 @@ from pydantic import ValidationError
 from sqlalchemy import select
 
 from cqrs_layer import signals
-from cqrs_layer.tables import metadata as toolkit_metadata
-from cqrs_layer.tables import outbox
+from cqrs_layer.core.tables import outbox
+from cqrs_layer.schema import metadata as toolkit_metadata
 from legacy_app.cqrs import commands as c
 from legacy_app.cqrs.read_models import read_metadata
 from legacy_app.models import Customer, Order, OrderLine, Product, Review, Stock
 
 from ..api import shop_snapshot
+from ..variants import COMMANDS
 
 REQUEST_ID = "req-test-0001"
 
 
 @pytest.fixture
 def app_variant():
-    return "commands"
+    return COMMANDS
 
 
 def api(client, method, url, body=None, request_id=REQUEST_ID):

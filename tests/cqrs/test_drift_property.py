@@ -18,10 +18,11 @@ from hypothesis import strategies as st
 from sqlalchemy import text
 
 from cqrs_layer import allow_unguarded_writes
-from cqrs_layer.tables import metadata as toolkit_metadata
-from cqrs_layer.verify import verify
-from legacy_app.cqrs.read_models import READ_MODELS, read_metadata
+from cqrs_layer.testing import read_model_drift
+from legacy_app.cqrs.schema import cqrs_metadata
 from legacy_app.extensions import db
+
+from ..variants import COMMANDS
 
 MAX_ID = 6  # ids up to here: some exist, some never will (unknown ids are part of the game)
 
@@ -139,13 +140,13 @@ START: list[tuple[str, str, dict[str, Any]]] = [
 
 @pytest.fixture
 def app_variant():
-    return "commands"
+    return COMMANDS
 
 
 def empty_everything() -> None:
     tables = [
         table
-        for metadata in (db.metadata, toolkit_metadata, read_metadata)
+        for metadata in (db.metadata, *cqrs_metadata())
         for table in reversed(metadata.sorted_tables)
     ]
     db.session.rollback()
@@ -180,9 +181,5 @@ def test_read_models_never_drift_from_the_source(app, client, program):
         )
         assert response.headers["X-CQRS-Served-By"] == "command"
 
-    drift = {
-        model.name: report.to_dict(show=5)
-        for model in READ_MODELS
-        if not (report := verify(db.engine, model)).ok
-    }
+    drift = read_model_drift(app)
     assert drift == {}, (program, drift)

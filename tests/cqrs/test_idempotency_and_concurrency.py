@@ -14,22 +14,25 @@ import threading
 import pytest
 from sqlalchemy import func, select
 
-from cqrs_layer.tables import outbox
+from cqrs_layer.core.tables import outbox
 from legacy_app.models import Customer, Order, Product, Stock
 from legacy_app.services import catalog as catalog_services
 from legacy_app.services import customers as customer_services
 
 from ..factories import CustomerFactory, ProductFactory
+from ..variants import COMMANDS, LEGACY
 
 ORDER = {"customer_id": 1, "lines": [{"product_id": 1, "quantity": 2}]}
 
 
 @pytest.fixture
 def app_variant(request):
-    return getattr(request, "param", "commands")
+    return getattr(request, "param", COMMANDS)
 
 
-both_write_paths = pytest.mark.parametrize("app_variant", ["commands", "legacy"], indirect=True)
+both_write_paths = pytest.mark.parametrize(
+    "app_variant", [COMMANDS, LEGACY], indirect=True, ids=["commands", "legacy"]
+)
 
 
 @pytest.fixture

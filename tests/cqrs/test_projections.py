@@ -8,10 +8,10 @@ from datetime import UTC, datetime, timedelta
 import pytest
 from sqlalchemy import select
 
-from cqrs_layer import outbox
-from cqrs_layer.backfill import backfill_all
-from cqrs_layer.projections import ProjectionDispatcher
-from cqrs_layer.verify import verify
+from cqrs_layer.read.backfill import backfill_all
+from cqrs_layer.read.projections import ProjectionDispatcher
+from cqrs_layer.read.verify import verify
+from cqrs_layer.write import outbox
 from legacy_app.cqrs import events as ev
 from legacy_app.cqrs import queries
 from legacy_app.cqrs.projections import PROJECTIONS

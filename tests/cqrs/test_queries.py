@@ -9,7 +9,7 @@ from datetime import UTC, datetime, timedelta
 import pytest
 from flask import request
 
-from cqrs_layer.backfill import backfill_all
+from cqrs_layer.read.backfill import backfill_all
 from legacy_app.cqrs import queries
 from legacy_app.cqrs.read_models import READ_MODELS
 from legacy_app.errors import ApiError

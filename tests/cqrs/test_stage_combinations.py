@@ -10,14 +10,18 @@ through the flag store (so the gate judges each promotion), then representative 
 of the behaviour suite (every read endpoint, answers and refusals) are sent before and
 after writes through the API. Each answer must equal the legacy shop's answer on the same
 data at the same moment, say which path served it, and in ``shadow``/``live`` have been
-compared, with a match (``tests.variants.ComparisonCheck`` drains the pool per request).
+compared, with a match (the toolkit's test harness, :mod:`cqrs_layer.testing`, drains the
+pool per request). The promotions are judged by the gate with
+``CQRS_PROMOTION_MIN_COMPARISONS=0``: its readiness rule is tested on its own
+(tests/toolkit); here drift and the write endpoints are what it must judge.
 
 Why a module and not the whole behaviour suite per stage: on two cores with both
 backends (``-n 2``), ``tests/api`` took 85 s under ``shadow`` and 89 s under ``live``
 (legacy 53 s, read-models 96 s in the same hour), and the whole suite 5 to 9 minutes
 depending on the machine's load: both as default variants would add about three minutes,
 up to five on a loaded machine, too close to the 15-minute budget. Both variants exist
-(``SHOP_APP_VARIANTS=shadow,live pytest tests/api`` runs the suite unchanged under them,
+(``pytest tests/api --cqrs-read-stage=shadow --cqrs-write-stage=command``, and ``live``,
+run the suite unchanged under them,
 840 passed each); this module keeps every stage combination in the default run for
 about 15 s.
 """
@@ -34,10 +38,11 @@ from flask import Flask
 from flask.testing import FlaskClient
 from sqlalchemy import func, select, update
 
-from cqrs_layer.comparisons import MATCH, comparisons
-from cqrs_layer.gate import PromotionRefused
-from cqrs_layer.routing import SERVED_BY_HEADER
-from cqrs_layer.tables import flag_audit
+from cqrs_layer.core.tables import comparisons, flag_audit
+from cqrs_layer.ops.context import toolkit_of
+from cqrs_layer.rollout.gate import Blocker, PromotionRefused
+from cqrs_layer.rollout.history import MATCH
+from cqrs_layer.rollout.routing import SERVED_BY_HEADER
 from legacy_app.cqrs.endpoints import WRITE_ENDPOINTS
 from legacy_app.cqrs.queries import READ_ENDPOINTS
 from legacy_app.cqrs.read_models import catalog_view
@@ -51,7 +56,7 @@ from ..factories import (
     ProductFactory,
     ReviewFactory,
 )
-from ..variants import APP_VARIANTS, legacy_app, stage_app
+from ..variants import LEGACY, Variant, comparison_check, read_model_sync
 
 READS = [read.endpoint for read in READ_ENDPOINTS]
 WRITES = sorted(write.endpoint for write in WRITE_ENDPOINTS)
@@ -63,7 +68,7 @@ SERVED_BY = {"legacy": "legacy", "shadow": "legacy", "live": "read-model", "comp
 class Combination:
     reads: str
     writes: str
-    #: Per-endpoint exceptions (``CQRS_ENDPOINT_MODES``).
+    #: Per-endpoint exceptions (``CQRS_ENDPOINT_STAGES``).
     exceptions: tuple[tuple[str, str], ...] = ()
 
     @property
@@ -71,9 +76,13 @@ class Combination:
         unless = "".join(f"+{endpoint}-{stage}" for endpoint, stage in self.exceptions)
         return f"reads-{self.reads}+writes-{self.writes}{unless}"
 
-    def factory(self, config: dict[str, Any]) -> Flask:
-        modes = {"CQRS_ENDPOINT_MODES": dict(self.exceptions)}
-        return stage_app({**modes, **config}, write_stage=self.writes, read_stage=self.reads)
+    @property
+    def variant(self) -> Variant:
+        settings = {
+            "CQRS_ENDPOINT_STAGES": dict(self.exceptions),
+            "CQRS_PROMOTION_MIN_COMPARISONS": 0,
+        }
+        return Variant(self.name, self.reads, self.writes, settings)
 
 
 ALLOWED = [
@@ -92,22 +101,20 @@ def combination(request: pytest.FixtureRequest) -> Combination:
 
 
 @pytest.fixture
-def app_variant(combination: Combination, monkeypatch: pytest.MonkeyPatch) -> str:
-    """The conftest's ``app`` builds ``APP_VARIANTS[app_variant]``: lend it this one."""
-    monkeypatch.setitem(APP_VARIANTS, combination.name, combination.factory)
-    return combination.name
+def app_variant(combination: Combination) -> Variant:
+    return combination.variant
 
 
 @pytest.fixture
 def legacy_client(app: Flask, database_url: str) -> Iterator[FlaskClient]:
     """The legacy shop on the same database, every endpoint unwrapped (the flags in the
     database cannot move it): the truth every answer is checked against."""
-    truth = legacy_app({"TESTING": True, "SQLALCHEMY_DATABASE_URI": database_url})
-    for endpoint, wrapped in truth.extensions["cqrs"].endpoints.items():
+    truth = LEGACY.build({"TESTING": True, "SQLALCHEMY_DATABASE_URI": database_url})
+    toolkit = toolkit_of(truth)
+    for endpoint, wrapped in toolkit.router.wrapped.items():
         truth.view_functions[endpoint] = wrapped.legacy_view
     yield truth.test_client()
-    with truth.app_context():
-        truth.extensions["cqrs"].db.engine.dispose()
+    toolkit.engine.dispose()
 
 
 def days_ago(days: int, hour: int = 12) -> datetime:
@@ -178,14 +185,21 @@ def read_paths(shop: dict[str, int]) -> list[tuple[str, str]]:
     ]
 
 
+def legacy_writers(blockers: list[Blocker]) -> list[str]:
+    return [blocker.subject for blocker in blockers if blocker.kind == "legacy-writer"]
+
+
 def promote(app: Flask, stage: str) -> None:
     """Every read endpoint legacy -> ``stage`` through the flag store: the gate judges it."""
-    app.extensions["test_read_model_sync"].sync()  # the factories' rows, as a backfill would
-    flags = app.extensions["cqrs"].flags
+    read_model_sync(app).sync()  # the factories' rows, as a backfill would
+    toolkit = toolkit_of(app)
     for endpoint in READS:
-        flags.set_stage(endpoint, "legacy", actor="test", reason="start from legacy")
-        flags.set_stage(endpoint, stage, actor="test", reason=f"to {stage}")  # not refused
-        assert (flags.get(endpoint).stage, flags.get(endpoint).source) == (stage, "database")
+        toolkit.changes.change(endpoint, "legacy", actor="test", reason="start from legacy")
+        toolkit.changes.change(endpoint, stage, actor="test", reason=f"to {stage}")  # allowed
+        flag = toolkit.flags.get(endpoint)
+        # Back at legacy, the default, nothing needed recording.
+        expected_source = "settings" if stage == "legacy" else "database"
+        assert (flag.stage, flag.source) == (stage, expected_source)
 
 
 def check_reads(
@@ -259,7 +273,7 @@ def test_every_read_answers_like_legacy_before_and_after_writes(
     assert (summary["order_count"], summary["lifetime_value_cents"]) == (2, 1000 + 1000 + 19998)
     reads = 2 * len(paths) + 5
 
-    with app.extensions["cqrs"].db.engine.connect() as connection:
+    with toolkit_of(app).engine.connect() as connection:
         outcomes = dict(
             connection.execute(
                 select(comparisons.c.outcome, func.count()).group_by(comparisons.c.outcome)
@@ -267,27 +281,27 @@ def test_every_read_answers_like_legacy_before_and_after_writes(
         )
     compared = combination.reads in ("shadow", "live")
     assert outcomes == ({MATCH: reads} if compared else {})
-    if compared:
-        assert app.extensions["test_comparison_check"].compared == reads
+    check = comparison_check(app)
+    assert (check.compared if check is not None else 0) == (reads if compared else 0)
 
 
 @pytest.mark.parametrize("combination", [Combination("legacy", "legacy")], ids=["writes-legacy"])
 @pytest.mark.parametrize("stage", ["live", "complete"])
 def test_gate_refuses_reads_on_the_read_model_while_writes_are_legacy(app, shop, stage):
     """reads-live+writes-legacy and reads-complete+writes-legacy are not combinations."""
-    app.extensions["test_read_model_sync"].sync()  # no drift: only the writers block
-    flags = app.extensions["cqrs"].flags
+    read_model_sync(app).sync()  # no drift: only the writers block
+    toolkit = toolkit_of(app)
     with pytest.raises(PromotionRefused) as refused:
-        flags.set_stage("products.get_product", stage, actor="test", reason="try")
+        toolkit.changes.change("products.get_product", stage, actor="test", reason="try")
 
     assert refused.value.status == 409
     assert {b.kind for b in refused.value.blockers} == {"legacy-writer"}
     # Every write endpoint that writes a source table of the catalog (products, stock,
     # categories, reviews, orders, order_lines); creating or renaming a customer does not.
     catalog_writers = [w for w in WRITES if w not in CUSTOMER_ONLY_WRITERS]
-    assert sorted(refused.value.blocking_endpoints) == catalog_writers
-    assert flags.get("products.get_product").stage == "legacy"
-    with app.extensions["cqrs"].db.engine.connect() as connection:
+    assert sorted(legacy_writers(refused.value.blockers)) == catalog_writers
+    assert toolkit.flags.get("products.get_product").stage == "legacy"
+    with toolkit.engine.connect() as connection:
         assert connection.scalar(select(func.count()).select_from(flag_audit)) == 0
 
 
@@ -296,19 +310,19 @@ ONE_LEGACY_WRITER = Combination("legacy", "command", (("orders.place_order", "le
 
 @pytest.mark.parametrize("combination", [ONE_LEGACY_WRITER], ids=["one-legacy-writer"])
 def test_gate_names_the_one_write_endpoint_still_on_legacy(app, shop):
-    app.extensions["test_read_model_sync"].sync()
-    flags = app.extensions["cqrs"].flags
+    read_model_sync(app).sync()
+    toolkit = toolkit_of(app)
     with pytest.raises(PromotionRefused) as refused:
-        flags.set_stage("reports.top_products", "live", actor="test", reason="try")
-    assert refused.value.blocking_endpoints == ["orders.place_order"]
+        toolkit.changes.change("reports.top_products", "live", actor="test", reason="try")
+    assert legacy_writers(refused.value.blockers) == ["orders.place_order"]
     assert "write endpoint orders.place_order" in refused.value.message
     assert "still on legacy" in refused.value.message
 
-    forced = flags.set_stage(
+    forced = toolkit.changes.change(
         "reports.top_products", "live", actor="test", reason="accepted risk", force=True
-    )
+    ).after
     assert (forced.stage, forced.percent) == ("live", 100.0)
-    (audit,) = flags.history("reports.top_products")
+    (audit,) = toolkit.flags.history("reports.top_products")
     assert (audit.from_stage, audit.to_stage, audit.forced, audit.reason) == (
         "legacy",
         "live",
@@ -322,7 +336,7 @@ def test_the_harness_turns_a_mismatched_comparison_into_a_failure(app, client, s
     """What makes the checks above worth having: a read model that answers differently
     fails the request under test, naming the difference."""
     promote(app, "shadow")
-    with app.extensions["cqrs"].db.engine.begin() as connection:
+    with toolkit_of(app).engine.begin() as connection:
         connection.execute(
             update(catalog_view).where(catalog_view.c.product_id == shop["mug"]).values(name="Mog")
         )

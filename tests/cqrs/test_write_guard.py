@@ -9,31 +9,42 @@ import logging
 import pytest
 from sqlalchemy import select, update
 
-from cqrs_layer import UnguardedWriteError, allow_unguarded_writes, metrics, signals
-from cqrs_layer.backfill import backfill_all
-from cqrs_layer.guard import NO_REQUEST
-from cqrs_layer.verify import verify
-from legacy_app.cqrs.read_models import READ_MODELS, catalog
+from cqrs_layer import allow_unguarded_writes, signals
+from cqrs_layer.core import metrics
+from cqrs_layer.core.errors import UnguardedWriteError
+from cqrs_layer.ops.context import toolkit_of
+from cqrs_layer.read.verify import verify
+from cqrs_layer.testing import assert_read_models_exact
+from cqrs_layer.write.guard import NO_REQUEST
+from legacy_app.cqrs.read_models import catalog
 from legacy_app.extensions import db
 from legacy_app.models import Product, Stock
 
 from ..api import shop_snapshot
 from ..factories import CategoryFactory, CustomerFactory, ProductFactory
+from ..variants import COMMANDS, LEGACY
+from .conftest import backfill
 
 
 @pytest.fixture
 def app_variant(request):
-    """Writes through commands, unless a test asks for the legacy app."""
-    return getattr(request, "param", "commands")
+    """Writes through commands, unless a test asks for another app."""
+    return getattr(request, "param", COMMANDS)
 
 
-legacy_writes = pytest.mark.parametrize("app_variant", ["legacy"], indirect=True)
+legacy_writes = pytest.mark.parametrize("app_variant", [LEGACY], indirect=True)
+strict = pytest.mark.parametrize(
+    "app_variant", [COMMANDS.with_settings(CQRS_WRITE_GUARD="strict")], indirect=True
+)
+strict_legacy_writes = pytest.mark.parametrize(
+    "app_variant", [LEGACY.with_settings(CQRS_WRITE_GUARD="strict")], indirect=True
+)
 
 
 @pytest.fixture
 def shop(app, client, db_session):
     """Kitchen; product 1 MUG (1000c, stock 5); customer 1. Read models agree."""
-    if app.config["CQRS_DEFAULT_WRITE_MODE"] == "command":
+    if app.config["CQRS_DEFAULT_WRITE_STAGE"] == "command":
         client.post("/api/categories", json={"name": "Kitchen"})
         client.post(
             "/api/products",
@@ -47,8 +58,8 @@ def shop(app, client, db_session):
             db_session.execute(update(Stock).values(quantity=5))
             CustomerFactory(email="ann@example.com", name="Ann")
             db_session.commit()
-        backfill_all(db.engine, READ_MODELS)
-    assert_read_models_agree()
+        backfill(app)
+    assert_read_models_exact(app)
 
 
 @pytest.fixture
@@ -64,11 +75,6 @@ def unguarded(app):
     signals.unguarded_write.disconnect(record, sender=app)
 
 
-def assert_read_models_agree():
-    drift = [model.name for model in READ_MODELS if not verify(db.engine, model).ok]
-    assert drift == []
-
-
 def counted(table):
     return metrics.unguarded_writes_total.labels(table=table)._value.get()
 
@@ -78,14 +84,14 @@ def test_a_direct_orm_write_is_caught_reported_by_verify_and_repaired(
 ):
     before = counted("products")
 
-    with caplog.at_level(logging.WARNING, logger="cqrs_layer.guard"):
+    with caplog.at_level(logging.WARNING, logger="cqrs_layer.write.guard"):
         db_session.get(Product, 1).price_cents = 1
         db_session.commit()
 
     assert unguarded == [{"tables": ["products"], "strict": False, "endpoint": NO_REQUEST}]
     assert counted("products") == before + 1
     assert "write to guarded table(s) products outside a command" in caplog.text
-    assert app.extensions["cqrs"].guard.writers() == {NO_REQUEST: frozenset({"products"})}
+    assert toolkit_of(app).guard.writers() == {NO_REQUEST: frozenset({"products"})}
 
     report = verify(db.engine, catalog)
     # updated_at too: the ORM stamps it on every UPDATE of a product.
@@ -103,7 +109,7 @@ def test_a_direct_orm_write_is_caught_reported_by_verify_and_repaired(
     assert repaired.exit_code == 0, repaired.output
     assert "repaired: inserted 0, deleted 0, updated 1" in repaired.output
     assert "after repair: OK" in repaired.output
-    assert_read_models_agree()
+    assert_read_models_exact(app)
 
 
 def test_a_core_write_is_caught_too(app, db_session, shop, unguarded):
@@ -121,10 +127,10 @@ def test_writes_through_commands_are_not_caught(app, client, shop, unguarded):
     assert response.status_code == 200
     assert response.headers["X-CQRS-Served-By"] == "command"
     assert unguarded == []
-    guard = app.extensions["cqrs"].guard
+    guard = toolkit_of(app).guard
     assert guard.writers() == {}
     assert guard.command_writers()["products.restock_product"] == frozenset({"stock"})
-    assert_read_models_agree()
+    assert_read_models_exact(app)
 
 
 @legacy_writes
@@ -138,20 +144,18 @@ def test_a_legacy_write_endpoint_is_caught_and_its_drift_repaired(
     assert unguarded == [
         {"tables": ["stock"], "strict": False, "endpoint": "products.restock_product"}
     ]
-    assert app.extensions["cqrs"].guard.writers() == {
-        "products.restock_product": frozenset({"stock"})
-    }
+    assert toolkit_of(app).guard.writers() == {"products.restock_product": frozenset({"stock"})}
     report = verify(db.engine, catalog)
     assert [(d.key, d.columns) for d in report.different] == [({"product_id": 1}, ("stock",))]
     assert report.different[0].to_dict()["columns"] == {"stock": {"expected": 8, "actual": 5}}
 
     repaired = runner.invoke(args=["cqrs", "verify", "catalog", "--repair"])
     assert repaired.exit_code == 0, repaired.output
-    assert_read_models_agree()
+    assert_read_models_exact(app)
 
 
+@strict
 def test_strict_mode_refuses_a_direct_write_and_keeps_nothing(app, db_session, shop, unguarded):
-    app.config["CQRS_WRITE_GUARD"] = "strict"
     before = shop_snapshot(db_session)
 
     db_session.get(Product, 1).price_cents = 1
@@ -161,23 +165,21 @@ def test_strict_mode_refuses_a_direct_write_and_keeps_nothing(app, db_session, s
 
     assert unguarded == [{"tables": ["products"], "strict": True, "endpoint": NO_REQUEST}]
     assert shop_snapshot(db_session) == before
-    assert_read_models_agree()
+    assert_read_models_exact(app)
 
 
+@strict
 def test_strict_mode_lets_commands_write(app, client, db_session, shop, unguarded):
-    app.config["CQRS_WRITE_GUARD"] = "strict"
-
     response = client.post("/api/products/1/restock", json={"quantity": 2})
 
     assert response.status_code == 200
     assert unguarded == []
     assert db_session.scalar(select(Stock.quantity).where(Stock.product_id == 1)) == 7
-    assert_read_models_agree()
+    assert_read_models_exact(app)
 
 
-@legacy_writes
+@strict_legacy_writes
 def test_strict_mode_refuses_a_legacy_write_endpoint(app, client, db_session, shop, unguarded):
-    app.config["CQRS_WRITE_GUARD"] = "strict"
     before = shop_snapshot(db_session)
 
     response = client.post("/api/products/1/restock", json={"quantity": 3})
@@ -189,4 +191,4 @@ def test_strict_mode_refuses_a_legacy_write_endpoint(app, client, db_session, sh
     assert "stock" in error["message"]
     assert [call["strict"] for call in unguarded] == [True]
     assert shop_snapshot(db_session) == before
-    assert_read_models_agree()
+    assert_read_models_exact(app)

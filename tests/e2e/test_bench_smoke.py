@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 
 from bench.overhead import ENDPOINT, SUBJECT
-from cqrs_layer.rollout import in_rollout
+from cqrs_layer.rollout.stages import in_rollout
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 

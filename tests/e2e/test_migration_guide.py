@@ -1,4 +1,10 @@
-"""docs/migration-guide.md works as written: every ```bash block runs, in order, and succeeds.
+"""docs/migration-guide.md works as written: every ```bash block runs, in order, and succeeds,
+and every ```output block shows what the bash block before it printed.
+
+An output block is checked line by line: each of its lines must appear, in the same order,
+among the lines the bash block printed (other lines may come between). ``...`` inside a
+line stands for any text (a timestamp, a latency); a line that is only ``...`` says that
+more lines follow and is skipped.
 
 The blocks run in one bash process (later blocks use variables earlier ones set), with
 ``set -euo pipefail``, from the repository root, on a fresh SQLite database in a temporary
@@ -26,13 +32,54 @@ GUIDE = REPO_ROOT / "docs" / "migration-guide.md"
 MARKER = "::guide-block::"
 TIMEOUT_SECONDS = 600
 # A newcomer has no PostgreSQL configured: the guide runs as on a fresh machine, on SQLite.
-NEWCOMER_UNSET = {"CI", "TEST_POSTGRES_URL", "DATABASE_URL", "SHOP_APP_VARIANTS"}
+NEWCOMER_UNSET = {"CI", "TEST_POSTGRES_URL", "DATABASE_URL"}
 
 BASH_BLOCK = re.compile(r"^```bash[ \t]*\n(.*?)^```[ \t]*$", re.MULTILINE | re.DOTALL)
+FENCE = re.compile(r"^```(bash|output)[ \t]*\n(.*?)^```[ \t]*$", re.MULTILINE | re.DOTALL)
+ELLIPSIS = "..."
 
 
 def bash_blocks(markdown: str) -> list[str]:
     return [match.group(1) for match in BASH_BLOCK.finditer(markdown)]
+
+
+def expected_outputs(markdown: str) -> list[tuple[int, str]]:
+    """(number of the bash block it follows, from 1; the expected text) per output block."""
+    outputs, bash_seen = [], 0
+    for match in FENCE.finditer(markdown):
+        if match.group(1) == "bash":
+            bash_seen += 1
+        else:
+            assert bash_seen, "an output block must follow a bash block"
+            outputs.append((bash_seen, match.group(2)))
+    return outputs
+
+
+def line_pattern(expected_line: str) -> re.Pattern[str]:
+    parts = [re.escape(part) for part in expected_line.rstrip().split(ELLIPSIS)]
+    return re.compile(".*".join(parts) + r"\s*")
+
+
+def missing_lines(expected: str, printed: str) -> list[str]:
+    """The expected lines not found (in order) among the printed ones; [] when all are."""
+    printed_lines = printed.splitlines()
+    position = 0
+    for number, line in enumerate(expected.splitlines()):
+        if line.strip() in ("", ELLIPSIS):
+            continue
+        pattern = line_pattern(line)
+        while position < len(printed_lines) and not pattern.fullmatch(printed_lines[position]):
+            position += 1
+        if position == len(printed_lines):
+            return expected.splitlines()[number:]
+        position += 1
+    return []
+
+
+def block_outputs(output: str) -> dict[int, str]:
+    """What each bash block printed, by block number, split at the driver's markers."""
+    pieces = re.split(rf"^{re.escape(MARKER)}(\d+)\n", output, flags=re.MULTILINE)
+    return {int(pieces[i]): pieces[i + 1] for i in range(1, len(pieces) - 1, 2)}
 
 
 def free_port() -> int:
@@ -66,10 +113,6 @@ def guide_environment(workspace: Path, port: int) -> dict[str, str]:
         if not key.startswith(("PYTEST_", "VIRTUAL_ENV")) and key not in NEWCOMER_UNSET
     }
     env.update(
-        # Stage 0 pins the legacy shop. The outer suite already runs tests/api on every
-        # backend and app variant; here it is enough that the guide's command works, and
-        # repeating all of it would double the suite's time.
-        SHOP_APP_VARIANTS="legacy",
         PATH=f"{Path(sys.executable).parent}{os.pathsep}{env.get('PATH', '')}",
         DATABASE_URL=f"sqlite:///{workspace}/shop.db",
         PORT=str(port),
@@ -123,6 +166,21 @@ def test_bash_block_extraction_ignores_other_fences():
     assert bash_blocks(markdown) == ["echo one\n", "echo two\n"]
 
 
+def test_output_blocks_belong_to_the_bash_block_before_them():
+    markdown = "```bash\necho a\n```\n```output\na\n```\n```bash\necho b\n```\n"
+
+    assert expected_outputs(markdown) == [(1, "a\n")]
+
+
+def test_expected_output_matches_lines_in_order_with_ellipses():
+    printed = "stage: shadow (100%)\nsamples: 55 (window 50)\nlatency 3.2 ms\nready: yes\n"
+
+    assert missing_lines("stage: shadow ...\n...\nready: yes\n", printed) == []
+    assert missing_lines("samples: ... (window 50)\nlatency ... ms\n", printed) == []
+    assert missing_lines("ready: yes\nstage: shadow ...\n", printed) == ["stage: shadow ..."]
+    assert missing_lines("ready: no\n", printed) == ["ready: no"]
+
+
 @pytest.mark.slow
 def test_every_bash_block_of_the_guide_runs(tmp_path):
     blocks = bash_blocks(GUIDE.read_text())
@@ -151,4 +209,15 @@ def test_every_bash_block_of_the_guide_runs(tmp_path):
     if process.returncode != 0:
         pytest.fail(failure_report(blocks, output, process.returncode, tmp_path))
     assert output.count(MARKER) == len(blocks)
+    printed = block_outputs(output)
+    wrong = []
+    for number, expected in expected_outputs(GUIDE.read_text()):
+        missing = missing_lines(expected, printed[number])
+        if missing:
+            wrong.append(
+                f"bash block {number}:\n{blocks[number - 1]}\nshould print (in order):\n"
+                f"{expected}\nbut from this line on nothing matched:\n{missing[0]}\n"
+                f"--- it printed:\n{printed[number][-4000:]}"
+            )
+    assert not wrong, "\n\n".join(wrong)
     assert not port_is_open(port), "the guide left its server running"

@@ -19,15 +19,21 @@ from alembic.migration import MigrationContext
 from sqlalchemy import Column, MetaData, String, create_engine, inspect
 
 from legacy_app import create_app
+from legacy_app.cqrs.schema import cqrs_metadata
+from legacy_app.extensions import db
 from legacy_app.migrate import (
     REPO_ROOT,
     downgrade_database,
     resolve_database_url,
-    target_metadata,
     upgrade_database,
 )
 
 from ..databases import backends, temporary_postgres_database
+
+
+def target_metadata() -> list[MetaData]:
+    """What migrations/env.py gives alembic: the shop's tables, then its migration's."""
+    return [db.metadata, *cqrs_metadata()]
 
 
 @pytest.fixture(params=backends())

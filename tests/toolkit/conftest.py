@@ -1,44 +1,50 @@
-"""The toy app on each backend, its tables (and the toolkit's) emptied around each test."""
+"""The toy app on each backend, its tables (and the toolkit's) emptied around each test.
+
+``toy_app`` is the toy app with the default settings. The toolkit reads its settings once,
+when the app is built, so a test that needs others builds its app with them:
+``make_toy_app(CQRS_WRITE_GUARD="strict")``. ``engine`` is a plain engine on the same
+database with the toolkit's tables, for the parts that need no Flask app.
+"""
 
 from __future__ import annotations
 
 from collections.abc import Iterator
+from contextlib import ExitStack
+from typing import Any
 
 import pytest
 from flask import Flask
 from flask.testing import FlaskClient, FlaskCliRunner
-from sqlalchemy import Engine, text
+from sqlalchemy import Engine, create_engine
 
-from cqrs_layer import allow_unguarded_writes
-from cqrs_layer.tables import metadata as toolkit_metadata
-from cqrs_layer.testing import ClosingClient
+from cqrs_layer.ops.context import Toolkit, toolkit_of
+from cqrs_layer.schema import metadata as toolkit_metadata
 
-from .toyapp import ToyBase, create_toy_app, db
+from .helpers import MakeToyApp, empty_tables, running
+from .toyapp import create_toy_app
 
 
 @pytest.fixture
-def toy_app(database_url: str) -> Iterator[Flask]:
-    app = create_toy_app({"SQLALCHEMY_DATABASE_URI": database_url})
-    app.test_client_class = ClosingClient  # closes responses, as servers do
-    with app.app_context():
-        ToyBase.metadata.create_all(db.engine)
-        toolkit_metadata.create_all(db.engine)
-        empty_tables(db.engine)
-        yield app
-        db.session.remove()
-        empty_tables(db.engine)
-        db.engine.dispose()
+def make_toy_app(database_url: str) -> Iterator[MakeToyApp]:
+    """Builds the toy app with the given ``CQRS_*`` settings, set up like ``toy_app``; the
+    app context of the last one built is the current one until the test ends."""
+    with ExitStack() as stack:
+
+        def make(**config: Any) -> Flask:
+            app = create_toy_app({"SQLALCHEMY_DATABASE_URI": database_url, **config})
+            return stack.enter_context(running(app))
+
+        yield make
 
 
-def empty_tables(engine: Engine) -> None:
-    tables = [*reversed(ToyBase.metadata.sorted_tables), *toolkit_metadata.sorted_tables]
-    with allow_unguarded_writes(), engine.begin() as conn:
-        if conn.dialect.name == "postgresql":
-            names = ", ".join(f'"{t.name}"' for t in tables)
-            conn.execute(text(f"TRUNCATE {names} RESTART IDENTITY CASCADE"))
-        else:
-            for table in tables:
-                conn.execute(table.delete())
+@pytest.fixture
+def toy_app(make_toy_app: MakeToyApp) -> Flask:
+    return make_toy_app()
+
+
+@pytest.fixture
+def toolkit(toy_app: Flask) -> Toolkit:
+    return toolkit_of(toy_app)
 
 
 @pytest.fixture
@@ -49,3 +55,15 @@ def toy_client(toy_app: Flask) -> FlaskClient:
 @pytest.fixture
 def toy_runner(toy_app: Flask) -> FlaskCliRunner:
     return toy_app.test_cli_runner()
+
+
+@pytest.fixture
+def engine(database_url: str) -> Iterator[Engine]:
+    """A plain engine on the test database with the toolkit's tables, emptied around the
+    test: for the parts that have no reason to need a Flask app."""
+    engine = create_engine(database_url)
+    toolkit_metadata.create_all(engine)
+    empty_tables(engine, toolkit_metadata)
+    yield engine
+    empty_tables(engine, toolkit_metadata)
+    engine.dispose()

@@ -2,7 +2,7 @@
 
 ``gunicorn 'tests.toolkit.flag_probe:gunicorn_app()'`` serves it (the database URL comes
 from ``FLAG_PROBE_DATABASE_URL``); ``python -m tests.toolkit.flag_probe URL`` watches the
-probed endpoint's flag in a loop and prints one JSON line per stage it sees.
+probed endpoint's flag in a loop and prints one JSON line per flag it sees.
 """
 
 from __future__ import annotations
@@ -14,6 +14,8 @@ import time
 from typing import Any
 
 from flask import Flask, request
+
+from cqrs_layer.ops.context import toolkit_of
 
 from .toyapp import create_toy_app
 
@@ -29,8 +31,8 @@ def create_probe_app(database_url: str) -> Flask:
     def probe(endpoint: str) -> dict[str, Any]:
         # Holding the worker a moment makes concurrent probes spread over every worker.
         time.sleep(float(request.args.get("hold", "0")))
-        state = app.extensions["cqrs"]
-        route = state.flags.route(endpoint, state.endpoints[endpoint].kind, request)
+        toolkit = toolkit_of(app)
+        route = toolkit.router.route(endpoint, toolkit.registry.endpoint(endpoint).kind, request)
         return {"pid": os.getpid(), "stage": route.stage, "serve_new": route.serve_new}
 
     return app
@@ -42,21 +44,20 @@ def gunicorn_app() -> Flask:
     with app.app_context():
         # Load the flag snapshot (and pool a connection) pre-fork, as a warm-up would:
         # the workers must neither trust that snapshot nor share that connection.
-        app.extensions["cqrs"].flags.mode_for(PROBED, "read")
+        toolkit_of(app).flags.effective(PROBED, "read")
     return app
 
 
 def watch(database_url: str) -> None:
     app = create_probe_app(database_url)
-    flags = app.extensions["cqrs"].flags
+    flags = toolkit_of(app).flags
     last = None
     while True:
         with app.app_context():
             current = flags.effective(PROBED, "read")
         if current != last:
-            seen_at = time.time()
             stage, percent, _ = current
-            line = {"t": seen_at, "stage": stage, "percent": percent, "served": served(app)}
+            line = {"stage": stage, "percent": percent, "served": served(app)}
             print(json.dumps(line), flush=True)
             last = current
         time.sleep(POLL_SECONDS)
@@ -64,11 +65,11 @@ def watch(database_url: str) -> None:
 
 def served(app: Flask) -> list[str]:
     """The subjects this process serves the read model: must agree across processes."""
-    flags = app.extensions["cqrs"].flags
+    router = toolkit_of(app).router
     chosen = []
     for subject in SUBJECTS:
         with app.test_request_context("/", headers={"X-CQRS-Subject": subject}):
-            if flags.route(PROBED, "read", request).serve_new:
+            if router.route(PROBED, "read", request).serve_new:
                 chosen.append(subject)
     return chosen
 

@@ -18,7 +18,7 @@ from sqlalchemy import (
     select,
 )
 
-from cqrs_layer.readmodel import ReadModel
+from cqrs_layer import ReadModel
 
 
 class Library:

@@ -18,8 +18,8 @@ from sqlalchemy import (
     update,
 )
 
-from cqrs_layer.backfill import PHASES, BackfillResult, backfill, backfill_all
-from cqrs_layer.readmodel import ReadModel
+from cqrs_layer import ReadModel
+from cqrs_layer.read.backfill import PHASES, BackfillResult, backfill, backfill_all
 from cqrs_layer.sql import increment
 
 from .library_schema import Library

@@ -11,23 +11,23 @@ from pydantic import Field
 
 from cqrs_layer import (
     Command,
-    CommandBus,
     DomainRuleViolated,
     Query,
     UnitOfWork,
     ValidationFailed,
-    correlation_scope,
     current_correlation_id,
     signals,
 )
-from cqrs_layer.bus import NextHandler
-from cqrs_layer.tables import outbox
+from cqrs_layer.core.correlation import correlation_scope
+from cqrs_layer.core.tables import outbox
+from cqrs_layer.ops.context import toolkit_of
+from cqrs_layer.write.bus import CommandBus, NextHandler
 
 from .toyapp import AddBook, Book, GetBook, committed_rows, count_rows
 
 
 def bus(app: Flask) -> CommandBus:
-    return app.extensions["cqrs"].command_bus  # type: ignore[no-any-return]
+    return toolkit_of(app).command_bus
 
 
 def commands_total(command: str, outcome: str) -> float:
@@ -127,12 +127,12 @@ def test_registration_errors(toy_app: Flask) -> None:
     with pytest.raises(ValueError, match="AddBook already has a handler"):
         bus(toy_app).register(AddBook, lambda c, u: None)
     with pytest.raises(LookupError, match="no handler registered for Nope"):
-        toy_app.extensions["cqrs"].query_bus.ask(type("Nope", (Query,), {})())
+        toolkit_of(toy_app).query_bus.ask(type("Nope", (Query,), {})())
 
 
 def test_query_bus_returns_plain_data(toy_app: Flask) -> None:
     bus(toy_app).dispatch(AddBook(title="Dune", copies=3))
-    query_bus = toy_app.extensions["cqrs"].query_bus
+    query_bus = toolkit_of(toy_app).query_bus
     assert query_bus.ask(GetBook(book_id=1)) == {
         "id": 1,
         "title": "Dune",

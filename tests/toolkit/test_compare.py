@@ -4,23 +4,17 @@ from __future__ import annotations
 
 import pytest
 
-from cqrs_layer.compare import (
-    Answer,
-    CompareOptions,
-    compare_answers,
-    compare_data,
-    path_matches,
-    shorten,
-)
+from cqrs_layer import ComparisonOptions
+from cqrs_layer.rollout.diff import Answer, diff_answers, diff_data, path_matches, shorten
 
 
 def entries(legacy: object, new: object, **options: object) -> list[dict[str, object]]:
-    return compare_data(legacy, new, CompareOptions(compare_status=False, **options)).entries  # type: ignore[arg-type]
+    return diff_data(legacy, new, ComparisonOptions(compare_status=False, **options)).entries  # type: ignore[arg-type]
 
 
 def test_equal_answers_have_an_empty_diff() -> None:
     body = {"id": 1, "tags": ["a", "b"], "price": {"cents": 1250}, "note": None}
-    diff = compare_answers(Answer(200, body), Answer(200, dict(body)))
+    diff = diff_answers(Answer(200, body), Answer(200, dict(body)))
     assert (diff.matched, diff.entries, diff.truncated) == (True, [], False)
 
 
@@ -38,15 +32,15 @@ def test_each_kind_of_difference_is_named_with_its_path() -> None:
 
 def test_status_codes_are_compared_and_can_be_ignored() -> None:
     legacy, new = Answer(404, {"error": "x"}), Answer(200, {"error": "x"})
-    assert compare_answers(legacy, new).entries == [
+    assert diff_answers(legacy, new).entries == [
         {"path": "$status", "kind": "changed", "legacy": 404, "new": 200}
     ]
-    assert compare_answers(legacy, new, CompareOptions(ignore=["$status"])).matched
-    assert compare_answers(legacy, new, CompareOptions(compare_status=False)).matched
+    assert diff_answers(legacy, new, ComparisonOptions(ignore=["$status"])).matched
+    assert diff_answers(legacy, new, ComparisonOptions(compare_status=False)).matched
 
 
 def test_a_body_of_another_type_is_one_type_entry_at_the_root() -> None:
-    diff = compare_answers(Answer(404, "<h1>Not Found</h1>"), Answer(404, {"error": "no"}))
+    diff = diff_answers(Answer(404, "<h1>Not Found</h1>"), Answer(404, {"error": "no"}))
     assert diff.entries == [
         {"path": "$", "kind": "type", "legacy": "<h1>Not Found</h1>", "new": {"error": "no"}}
     ]
@@ -105,7 +99,7 @@ def test_unordered_lists_honour_the_float_tolerance() -> None:
 def test_a_diff_is_truncated_to_max_diffs() -> None:
     legacy = {f"k{i}": i for i in range(10)}
     new = {f"k{i}": -i - 1 for i in range(10)}
-    diff = compare_data(legacy, new, CompareOptions(compare_status=False, max_diffs=3))
+    diff = diff_data(legacy, new, ComparisonOptions(compare_status=False, max_diffs=3))
     assert [entry["path"] for entry in diff.entries] == ["k0", "k1", "k2"]
     assert diff.truncated is True
     assert diff.to_json()["truncated"] is True
@@ -128,7 +122,7 @@ def test_path_patterns() -> None:
 
 def test_options_are_validated() -> None:
     with pytest.raises(ValueError, match="tolerances must be >= 0"):
-        CompareOptions(float_tolerance=-1)
+        ComparisonOptions(float_tolerance=-1)
     with pytest.raises(ValueError, match="max_diffs must be >= 1"):
-        CompareOptions(max_diffs=0)
-    assert CompareOptions(ignore=["a", "b"]).ignore == ("a", "b")
+        ComparisonOptions(max_diffs=0)
+    assert ComparisonOptions(ignore=["a", "b"]).ignore == ("a", "b")

@@ -1,12 +1,18 @@
-"""A flag change reaches every process within a second: real processes, one database.
+"""A flag change reaches every process: real processes, one database.
 
-Two set-ups: separate Python processes polling the flag (measures each one's delay from
-the commit precisely), and gunicorn --preload with two workers forked from a master that
-had already loaded the flags (the workers must not keep the master's snapshot).
+Two set-ups: separate Python processes polling the flag, and gunicorn --preload with two
+workers forked from a master that had already loaded the flags (the workers must not keep
+the master's snapshot).
+
+Nothing here is timed. How soon a process re-reads the flags (the refresh interval, by
+default half a second) is checked with a controlled clock in test_flags.py; here every
+process must see every change, in order, never go back to an older one once it has
+served a newer one, and pick the same subjects for a percentage.
 """
 
 from __future__ import annotations
 
+import itertools
 import json
 import os
 import queue
@@ -22,32 +28,26 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from flask import Flask
 
-from cqrs_layer.flags import FlagStore
-from cqrs_layer.rollout import in_rollout
+from cqrs_layer.ops.context import Toolkit
+from cqrs_layer.rollout.stages import in_rollout
 
 from .flag_probe import PROBED, SUBJECTS
+from .helpers import change
 
 pytestmark = pytest.mark.slow
 
 ROOT = Path(__file__).resolve().parents[2]
-DEADLINE = 1.0  # the promise: live everywhere within a second of the commit
-START_TIMEOUT = 30.0
+#: How long to wait for a process to start or to report: a bound on waiting, not a promise.
+WAIT_SECONDS = 30.0
+
+#: (order sent, order received, answer): the order of the probe's requests and answers.
+Probe = tuple[int, int, dict[str, Any]]
 
 
-@pytest.fixture
-def store(toy_app: Flask) -> FlagStore:
-    flag_store: FlagStore = toy_app.extensions["cqrs"].flags
-    return flag_store
-
-
-def commit(store: FlagStore, stage: str, percent: float | None = None) -> float:
-    """Change the probed flag; the time returned is taken BEFORE the change commits, so
-    measured delays can only be overestimated."""
-    started = time.time()
-    store.set_stage(PROBED, stage, percent=percent, actor="test", reason="propagation", force=True)
-    return started
+def commit(toolkit: Toolkit, stage: str, percent: float | None = None) -> None:
+    """Change the probed flag (forced: propagation is tested, not the gate)."""
+    assert change(toolkit, PROBED, stage, percent=percent, reason="propagation", force=True).changed
 
 
 class Watcher:
@@ -68,9 +68,9 @@ class Watcher:
         for line in self.process.stdout:
             self.lines.put(json.loads(line))
 
-    def next_change(self, timeout: float) -> dict[str, Any]:
+    def next_change(self) -> dict[str, Any]:
         try:
-            return self.lines.get(timeout=timeout)
+            return self.lines.get(timeout=WAIT_SECONDS)
         except queue.Empty:
             raise AssertionError(f"watcher {self.process.pid} reported nothing") from None
 
@@ -80,7 +80,7 @@ class Watcher:
 
 
 @pytest.fixture
-def watchers(toy_app: Flask, database_url: str) -> Iterator[list[Watcher]]:
+def watchers(toolkit: Toolkit, database_url: str) -> Iterator[list[Watcher]]:
     started = [Watcher(database_url) for _ in range(3)]
     try:
         yield started
@@ -89,27 +89,26 @@ def watchers(toy_app: Flask, database_url: str) -> Iterator[list[Watcher]]:
             watcher.stop()
 
 
-def test_separate_processes_see_each_change_within_a_second(
-    store: FlagStore, watchers: list[Watcher]
+def test_separate_processes_see_each_change_in_order(
+    toolkit: Toolkit, watchers: list[Watcher]
 ) -> None:
+    """Was: also timed (each change seen within a second of its commit)."""
     for watcher in watchers:
-        assert watcher.next_change(START_TIMEOUT)["stage"] == "legacy"
-    delays: list[float] = []
-    served_at: dict[float, list[str]] = {}
+        assert watcher.next_change()["stage"] == "legacy"
+    served_at: dict[float | None, list[str]] = {}
     for stage, percent in (("shadow", None), ("live", 30), ("live", 60), ("legacy", None)):
-        committed = commit(store, stage, percent)
+        commit(toolkit, stage, percent)
         for watcher in watchers:
-            seen = watcher.next_change(DEADLINE + 2)
+            seen = watcher.next_change()  # the very next flag it saw is this one
             assert (seen["stage"], seen["percent"]) == (stage, percent or 100.0)
-            delays.append(seen["t"] - committed)
             if stage == "live":
                 # Sticky: every process serves exactly the subjects the hash picks.
                 assert seen["served"] == served_at.setdefault(percent, seen["served"])
     assert served_at[30] == [s for s in SUBJECTS if in_rollout(PROBED, s, 30)]
     assert 15 < len(served_at[30]) < len(served_at[60]) < 85
     assert set(served_at[30]) < set(served_at[60])  # raising the percentage only adds
-    print(f"propagation to 3 processes: max {max(delays) * 1000:.0f} ms of {len(delays)}")
-    assert max(delays) < DEADLINE, delays
+    for watcher in watchers:
+        assert watcher.lines.empty()  # nothing in between, nothing after
 
 
 def free_port() -> int:
@@ -119,7 +118,7 @@ def free_port() -> int:
 
 
 @pytest.fixture
-def gunicorn(toy_app: Flask, database_url: str) -> Iterator[tuple[int, Callable[..., Any]]]:
+def gunicorn(toolkit: Toolkit, database_url: str) -> Iterator[tuple[int, Callable[..., Any]]]:
     port = free_port()
     master = subprocess.Popen(
         [
@@ -140,14 +139,14 @@ def gunicorn(toy_app: Flask, database_url: str) -> Iterator[tuple[int, Callable[
         return answer
 
     try:
-        deadline = time.monotonic() + START_TIMEOUT
+        give_up = time.monotonic() + WAIT_SECONDS
         while True:
             try:
                 get()
                 break
             except OSError:
                 assert master.poll() is None, "gunicorn exited"
-                assert time.monotonic() < deadline, "gunicorn did not start"
+                assert time.monotonic() < give_up, "gunicorn did not start"
                 time.sleep(0.1)
         yield master.pid, get
     finally:
@@ -155,21 +154,24 @@ def gunicorn(toy_app: Flask, database_url: str) -> Iterator[tuple[int, Callable[
         master.wait(timeout=20)
 
 
-def poll_workers(
-    get: Callable[..., Any], until: Callable[[list[tuple[float, float, dict[str, Any]]]], bool]
-) -> list[tuple[float, float, dict[str, Any]]]:
-    """Probe from 4 threads at once (so both workers are kept busy) until ``until``."""
-    answers: list[tuple[float, float, dict[str, Any]]] = []
+def poll_workers(get: Callable[..., Any], until: Callable[[list[Probe]], bool]) -> list[Probe]:
+    """Probe from 4 threads at once (so both workers are kept busy) until ``until``.
+
+    Each probe records when it was sent and answered as positions in one sequence, so
+    "answered before that one was sent" can be told without reading a clock."""
+    answers: list[Probe] = []
     lock = threading.Lock()
+    sequence = itertools.count()
     done = threading.Event()
-    give_up = time.monotonic() + 10
+    give_up = time.monotonic() + WAIT_SECONDS
 
     def probe_loop() -> None:
         while not done.is_set() and time.monotonic() < give_up:
-            sent = time.time()
+            with lock:
+                sent = next(sequence)
             answer = get(hold=0.01)
             with lock:
-                answers.append((sent, time.time(), answer))
+                answers.append((sent, next(sequence), answer))
                 if until(answers):
                     done.set()
 
@@ -180,37 +182,49 @@ def poll_workers(
     return answers
 
 
-def workers_seeing(stage: str, answers: list[tuple[float, float, dict[str, Any]]]) -> set[int]:
+def workers_seeing(stage: str, answers: list[Probe]) -> set[int]:
     return {answer["pid"] for _, _, answer in answers if answer["stage"] == stage}
 
 
-def test_gunicorn_workers_forked_after_start_up_see_each_change_within_a_second(
-    store: FlagStore, gunicorn: tuple[int, Callable[..., Any]]
+def seen_by_all(stage: str, workers: set[int]) -> Callable[[list[Probe]], bool]:
+    return lambda answers: workers_seeing(stage, answers) >= workers
+
+
+def never_back(stage: str, answers: list[Probe]) -> list[Probe]:
+    """Answers of an older stage from a worker that had already answered ``stage``
+    before the request was sent: a worker that went back."""
+    first_new: dict[int, int] = {}
+    for _, received, answer in sorted(answers, key=lambda probe: probe[1]):
+        if answer["stage"] == stage:
+            first_new.setdefault(answer["pid"], received)
+    return [
+        (sent, received, answer)
+        for sent, received, answer in answers
+        if answer["stage"] != stage
+        and answer["pid"] in first_new
+        and sent > first_new[answer["pid"]]
+    ]
+
+
+def test_gunicorn_workers_forked_after_start_up_see_each_change(
+    toolkit: Toolkit, gunicorn: tuple[int, Callable[..., Any]]
 ) -> None:
+    """Was: also timed (each worker within a second of the commit, and no stale answer
+    to a request sent a second after it)."""
     master_pid, get = gunicorn
     before = poll_workers(get, lambda answers: len(workers_seeing("legacy", answers)) == 2)
     workers = workers_seeing("legacy", before)
     assert master_pid not in workers
 
-    delays: list[float] = []
     for stage in ("shadow", "legacy", "shadow"):
-        committed = commit(store, stage)
-        answers = poll_workers(get, lambda got, s=stage: workers_seeing(s, got) >= workers)
-        for pid in workers:
-            first = min(
-                received for _, received, a in answers if (a["pid"], a["stage"]) == (pid, stage)
-            )
-            delays.append(first - committed)
-            assert first - committed < DEADLINE, f"worker {pid} took {first - committed:.2f}s"
-        stale = [a for sent, _, a in answers if sent > committed + DEADLINE and a["stage"] != stage]
-        assert stale == []
+        commit(toolkit, stage)
+        answers = poll_workers(get, seen_by_all(stage, workers))
+        assert never_back(stage, answers) == []
         assert {a["pid"] for _, _, a in answers} == workers  # no worker was replaced
 
-    print(f"propagation to 2 gunicorn workers: max {max(delays) * 1000:.0f} ms of {len(delays)}")
-
     # Sticky across workers: each subject gets the same answer from whichever serves it.
-    commit(store, "live", 30)
-    time.sleep(DEADLINE)
+    commit(toolkit, "live", 30)
+    poll_workers(get, seen_by_all("live", workers))
     served_by_worker: dict[int, dict[str, bool]] = {}
     with ThreadPoolExecutor(4) as pool:
         answers_by_subject = list(

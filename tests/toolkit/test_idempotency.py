@@ -8,15 +8,17 @@ import pytest
 from flask import Flask
 from flask.testing import FlaskClient
 
-from cqrs_layer import routing
-from cqrs_layer.tables import idempotency_keys, outbox
+from cqrs_layer.core.tables import idempotency_keys, outbox
+from cqrs_layer.rollout import routing
 
+from .helpers import MakeToyApp
 from .toyapp import AUTH, Book, Loan, committed_rows, count_rows
 
 
-@pytest.fixture(autouse=True)
-def command_mode(toy_app: Flask) -> None:
-    toy_app.config["CQRS_DEFAULT_WRITE_MODE"] = "command"
+@pytest.fixture
+def toy_app(make_toy_app: MakeToyApp) -> Flask:
+    """Every write endpoint on its command path."""
+    return make_toy_app(CQRS_DEFAULT_WRITE_STAGE="command")
 
 
 def key(value: str, **headers: str) -> dict[str, str]:

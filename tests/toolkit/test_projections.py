@@ -16,20 +16,17 @@ from sqlalchemy import (
     String,
     Table,
     UniqueConstraint,
-    create_engine,
-    delete,
     func,
     insert,
     select,
 )
 
-from cqrs_layer import outbox
-from cqrs_layer.messages import Event
-from cqrs_layer.outbox import StoredEvent
-from cqrs_layer.projections import Projection, ProjectionContext, ProjectionDispatcher
+from cqrs_layer import Event, Projection, ProjectionContext
+from cqrs_layer.core.messages import StoredEvent
+from cqrs_layer.core.tables import projection_tracking
+from cqrs_layer.read.projections import ProjectionDispatcher
 from cqrs_layer.sql import increment, insert_if_absent, upsert
-from cqrs_layer.tables import metadata as toolkit_metadata
-from cqrs_layer.tables import projection_tracking
+from cqrs_layer.write import outbox
 
 
 class BookShelved(Event):
@@ -68,18 +65,14 @@ class Shelf:
     )
 
 
-@pytest.fixture
-def engine(database_url: str) -> Iterator[Engine]:
-    engine = create_engine(database_url)
-    toolkit_metadata.create_all(engine)
+@pytest.fixture(autouse=True)
+def shelf(engine: Engine) -> Iterator[None]:
+    """The shelf's tables on the conftest's ``engine`` (which empties the outbox and the
+    tracking table around each test)."""
     Shelf.metadata.drop_all(engine)
     Shelf.metadata.create_all(engine)
-    yield engine
+    yield
     Shelf.metadata.drop_all(engine)
-    with engine.begin() as conn:
-        conn.execute(delete(projection_tracking))
-        conn.execute(delete(outbox.outbox))
-    engine.dispose()
 
 
 def stats_projection(name: str = "author_stats") -> Projection:

@@ -4,12 +4,12 @@ from __future__ import annotations
 
 import json
 from collections.abc import Iterator
-from types import SimpleNamespace
 from typing import Any
 
 import pytest
 from flask import Flask
 from flask.testing import FlaskCliRunner
+from flask_sqlalchemy import SQLAlchemy
 from sqlalchemy import (
     Column,
     Engine,
@@ -18,7 +18,6 @@ from sqlalchemy import (
     MetaData,
     String,
     Table,
-    create_engine,
     delete,
     func,
     insert,
@@ -26,8 +25,9 @@ from sqlalchemy import (
     update,
 )
 
-from cqrs_layer.readmodel import ReadModel
-from cqrs_layer.readmodel_cli import backfill_command, verify_command
+from cqrs_layer import CQRS, ReadModel
+from cqrs_layer.ops.cli.read_models import backfill_command, verify_command
+from cqrs_layer.ops.context import toolkit_of
 
 metadata = MetaData()
 authors = Table(
@@ -73,8 +73,23 @@ NAMES = ReadModel("author_names", author_names, names_source)
 
 
 @pytest.fixture
-def engine(database_url: str) -> Iterator[Engine]:
-    engine = create_engine(database_url)
+def app(database_url: str) -> Iterator[Flask]:
+    """A minimal app of its own with the two read models registered: the commands read
+    the toolkit's registry and engine."""
+    app = Flask(__name__)
+    app.config["SQLALCHEMY_DATABASE_URI"] = database_url
+    own_db = SQLAlchemy()
+    own_db.init_app(app)
+    cqrs = CQRS(app, own_db)
+    cqrs.register_read_model(STATS)
+    cqrs.register_read_model(NAMES)
+    yield app
+    toolkit_of(app).engine.dispose()
+
+
+@pytest.fixture
+def engine(app: Flask) -> Iterator[Engine]:
+    engine = toolkit_of(app).engine
     metadata.drop_all(engine)
     metadata.create_all(engine)
     with engine.begin() as conn:
@@ -82,17 +97,10 @@ def engine(database_url: str) -> Iterator[Engine]:
         conn.execute(insert(books), [{"id": 1, "author_id": 1}, {"id": 2, "author_id": 1}])
     yield engine
     metadata.drop_all(engine)
-    engine.dispose()
 
 
 @pytest.fixture
-def runner(engine: Engine) -> FlaskCliRunner:
-    # Only what the commands read: extensions["cqrs"].read_models and .db.engine.
-    app = Flask(__name__)
-    app.extensions["cqrs"] = SimpleNamespace(
-        read_models={"author_stats": STATS, "author_names": NAMES},
-        db=SimpleNamespace(engine=engine),
-    )
+def runner(app: Flask, engine: Engine) -> FlaskCliRunner:
     return app.test_cli_runner()
 
 
@@ -105,7 +113,7 @@ def test_backfill_without_names_builds_every_model(runner: FlaskCliRunner, engin
     result = runner.invoke(backfill_command, [])
 
     assert result.exit_code == 0, result.output
-    lines = result.output.splitlines()
+    lines = result.stdout.splitlines()
     assert lines[0] == "author_names: lock build swap analyze commit done"
     assert lines[1].startswith("author_names: 2 rows in ")
     assert lines[3].startswith("author_stats: 2 rows in ")
@@ -135,7 +143,7 @@ def test_verify_exits_0_when_all_agree(runner: FlaskCliRunner) -> None:
     result = runner.invoke(verify_command, [])
 
     assert result.exit_code == 0, result.output
-    assert result.output.splitlines() == ["author_names: OK (2 rows)", "author_stats: OK (2 rows)"]
+    assert result.stdout.splitlines() == ["author_names: OK (2 rows)", "author_stats: OK (2 rows)"]
 
 
 def drift(engine: Engine) -> None:
@@ -152,7 +160,7 @@ def test_verify_reports_drift_and_exits_1(runner: FlaskCliRunner, engine: Engine
     result = runner.invoke(verify_command, ["author_stats", "--show", "2"])
 
     assert result.exit_code == 1
-    assert result.output.splitlines() == [
+    assert result.stdout.splitlines() == [
         "author_stats: DRIFT missing=1 extra=1 different=1 (source 2 rows, table 2 rows)",
         "  missing author_id=2: {'author_id': 2, 'books': 0}",
         "  extra author_id=9: {'author_id': 9, 'books': 1}",
@@ -167,7 +175,7 @@ def test_verify_repair_fixes_and_exits_0(runner: FlaskCliRunner, engine: Engine)
     result = runner.invoke(verify_command, ["author_stats", "--repair", "--show", "0"])
 
     assert result.exit_code == 0, result.output
-    assert result.output.splitlines() == [
+    assert result.stdout.splitlines() == [
         "author_stats: DRIFT missing=1 extra=1 different=1 (source 2 rows, table 2 rows)",
         "  repaired: inserted 1, deleted 1, updated 1",
         "  after repair: OK",
@@ -183,7 +191,7 @@ def test_verify_json_output(runner: FlaskCliRunner, engine: Engine) -> None:
     result = runner.invoke(verify_command, ["--json"])
 
     assert result.exit_code == 1
-    document = json.loads(result.output)
+    document = json.loads(result.stdout)
     assert document["ok"] is False
     names, stats = document["models"]
     assert (names["name"], names["ok"], names["agrees"]) == ("author_names", True, True)

@@ -3,17 +3,17 @@
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator
 from typing import Any
 
 import pytest
 from flask import Flask
-from flask.testing import FlaskClient, FlaskCliRunner
+from flask.testing import FlaskCliRunner
 
-from cqrs_layer import shadow
-from cqrs_layer.comparisons import ComparisonRecord, record
+from cqrs_layer.ops.context import toolkit_of
+from cqrs_layer.testing.harness import GENEROUS_BUDGETS
 
-from .toyapp import GetBook, db
+from .helpers import MakeToyApp, comparison
+from .toyapp import GetBook
 
 ENDPOINT = "library.get_book"
 TITLE_DIFF = {
@@ -22,32 +22,26 @@ TITLE_DIFF = {
 }
 
 
-@pytest.fixture(autouse=True)
-def stop_comparisons(toy_app: Flask) -> Iterator[None]:
-    yield
-    assert shadow.runner_for(toy_app).shutdown(10)
+@pytest.fixture
+def shadow_app(make_toy_app: MakeToyApp) -> Flask:
+    return make_toy_app(CQRS_ENDPOINT_STAGES={ENDPOINT: "shadow"})
 
 
-def seed(*rows: dict[str, Any]) -> None:
-    with db.engine.begin() as connection:
-        for row in rows:
-            values = {
-                "endpoint": ENDPOINT,
-                "stage": "shadow",
-                "served_by": "legacy",
-                "outcome": "match",
-                "method": "GET",
-                "path": "/library/books/1",
-                "legacy_status": 200,
-                "new_status": 200,
-                **row,
-            }
-            record(connection, ComparisonRecord(**values), history_limit=1000)
+@pytest.fixture
+def runner(shadow_app: Flask) -> FlaskCliRunner:
+    return shadow_app.test_cli_runner()
 
 
-def known_history() -> None:
+def seed(app: Flask, *rows: dict[str, Any]) -> None:
+    history = toolkit_of(app).history
+    for row in rows:
+        history.record(comparison(ENDPOINT, **row))
+
+
+def known_history(app: Flask) -> None:
     """Four comparisons: two matches, a mismatch, a new-path error (oldest first)."""
     seed(
+        app,
         {"legacy_ms": 10.0, "new_ms": 1.0},
         {"legacy_ms": 20.0, "new_ms": 2.0},
         {"legacy_ms": 30.0, "new_ms": 3.0, "outcome": "mismatch", "diff": TITLE_DIFF},
@@ -64,13 +58,12 @@ def known_history() -> None:
 def report_json(runner: FlaskCliRunner, *args: str) -> list[dict[str, Any]]:
     result = runner.invoke(args=["cqrs", "report", "--json", *args])
     assert result.exit_code == 0, result.output
-    return list(json.loads(result.output))
+    return list(json.loads(result.stdout))
 
 
-def test_report_numbers_from_a_known_history(toy_app: Flask, toy_runner: FlaskCliRunner) -> None:
-    toy_app.config["CQRS_ENDPOINT_MODES"] = {ENDPOINT: "shadow"}
-    known_history()
-    [report] = report_json(toy_runner)
+def test_report_numbers_from_a_known_history(shadow_app: Flask, runner: FlaskCliRunner) -> None:
+    known_history(shadow_app)
+    [report] = report_json(runner)
     at = report["last_diffs"][0].pop("at")
     assert isinstance(at, str)
     assert report == {
@@ -110,12 +103,11 @@ def test_report_numbers_from_a_known_history(toy_app: Flask, toy_runner: FlaskCl
     }
 
 
-def test_report_text(toy_app: Flask, toy_runner: FlaskCliRunner) -> None:
-    toy_app.config["CQRS_ENDPOINT_MODES"] = {ENDPOINT: "shadow"}
-    known_history()
-    result = toy_runner.invoke(args=["cqrs", "report"])
+def test_report_text(shadow_app: Flask, runner: FlaskCliRunner) -> None:
+    known_history(shadow_app)
+    result = runner.invoke(args=["cqrs", "report"])
     assert result.exit_code == 0, result.output
-    lines = result.output.splitlines()
+    lines = result.stdout.splitlines()
     assert lines[:6] == [
         ENDPOINT,
         "  stage: shadow (100%, sampling 100%)",
@@ -131,16 +123,17 @@ def test_report_text(toy_app: Flask, toy_runner: FlaskCliRunner) -> None:
     assert len(lines) == 9
 
 
-def test_ready_to_promote_after_enough_clean_comparisons(
-    toy_app: Flask, toy_runner: FlaskCliRunner
-) -> None:
-    toy_app.config.update(
-        CQRS_ENDPOINT_MODES={ENDPOINT: "shadow"},
-        CQRS_PROMOTION_MIN_SAMPLES=3,
-        CQRS_DEMOTION_WINDOW=3,
+def test_ready_to_promote_after_enough_clean_comparisons(make_toy_app: MakeToyApp) -> None:
+    app = make_toy_app(
+        CQRS_ENDPOINT_STAGES={ENDPOINT: "shadow"},
+        CQRS_PROMOTION_MIN_COMPARISONS=3,
+        CQRS_COMPARISON_WINDOW=3,
+        CQRS_DEMOTION_MIN_COMPARISONS=3,
     )
+    toy_runner = app.test_cli_runner()
     # An old mismatch has left the window: the three newest all matched.
     seed(
+        app,
         {"legacy_ms": 5.0, "new_ms": 1.0, "outcome": "mismatch", "diff": TITLE_DIFF},
         *[{"legacy_ms": 5.0, "new_ms": 1.0}] * 3,
     )
@@ -150,32 +143,34 @@ def test_ready_to_promote_after_enough_clean_comparisons(
         "3 comparisons in a row matched, no errors",
     )
     assert report["samples"] == 4
-    text = toy_runner.invoke(args=["cqrs", "report", "--last", "0"]).output
+    text = toy_runner.invoke(args=["cqrs", "report", "--last", "0"]).stdout
     assert "  ready to promote: yes (3 comparisons in a row matched, no errors)" in text
     assert "last diffs" not in text
 
 
 def test_report_after_real_comparisons_and_a_fallback(
-    toy_app: Flask,
-    toy_client: FlaskClient,
-    toy_runner: FlaskCliRunner,
-    monkeypatch: pytest.MonkeyPatch,
+    make_toy_app: MakeToyApp, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    toy_app.config["CQRS_ENDPOINT_MODES"] = {"library.add_book": "command", ENDPOINT: "live"}
-    toy_client.post("/library/books", json={"title": "Dune", "copies": 2})
-    assert toy_client.get("/library/books/1").status_code == 200  # a match
+    app = make_toy_app(
+        CQRS_ENDPOINT_STAGES={"library.add_book": "command", ENDPOINT: "live"}, **GENEROUS_BUDGETS
+    )
+    toolkit = toolkit_of(app)
+    client = app.test_client()
+    client.post("/library/books", json={"title": "Dune", "copies": 2})
+    assert client.get("/library/books/1").status_code == 200  # a match
     # No book 2: the read model answers a JSON 404, legacy an HTML one: a mismatch.
-    assert toy_client.get("/library/books/2").status_code == 404
-    assert shadow.drain(toy_app, 10)
+    assert client.get("/library/books/2").status_code == 404
+    assert toolkit.comparisons.drain(10)
 
     def broken(query: GetBook, connection: Any) -> Any:
         raise RuntimeError("boom")
 
-    monkeypatch.setitem(toy_app.extensions["cqrs"].query_bus.handlers, GetBook, broken)
-    assert toy_client.get("/library/books/1").headers["X-CQRS-Served-By"] == "legacy"
-    assert shadow.drain(toy_app, 10)
+    handlers: dict[Any, Any] = toolkit.query_bus.handlers
+    monkeypatch.setitem(handlers, GetBook, broken)
+    assert client.get("/library/books/1").headers["X-CQRS-Served-By"] == "legacy"
+    assert toolkit.comparisons.drain(10)
 
-    [report] = report_json(toy_runner)
+    [report] = report_json(app.test_cli_runner())
     assert (report["stage"], report["samples"], report["fallbacks"]) == ("live", 3, 1)
     assert report["outcomes"] == {"match": 1, "mismatch": 1, "fallback": 1}
     assert report["errors"] == {"legacy": 0, "new": 1}
@@ -197,13 +192,17 @@ def test_report_after_real_comparisons_and_a_fallback(
 def test_report_refuses_an_unknown_endpoint(toy_runner: FlaskCliRunner) -> None:
     result = toy_runner.invoke(args=["cqrs", "report", "library.nope"])
     assert result.exit_code == 2
-    assert "not a wrapped read endpoint: library.nope (known: library.get_book)" in result.output
+    assert "not a wrapped read endpoint: library.nope (known: library.get_book)" in result.stderr
+    write = toy_runner.invoke(args=["cqrs", "report", "library.add_book"])
+    assert write.exit_code == 2
+    assert "not a wrapped read endpoint: library.add_book" in write.stderr
 
 
 def test_report_with_no_history(toy_runner: FlaskCliRunner) -> None:
     result = toy_runner.invoke(args=["cqrs", "report"])
     assert result.exit_code == 0
-    assert result.output.splitlines()[2:6] == [
+    assert result.stdout.splitlines()[:2] == [ENDPOINT, "  stage: legacy (100%, sampling 100%)"]
+    assert result.stdout.splitlines()[2:6] == [
         "  samples: 0 (window 0), mismatch rate 0.0% (0/0)",
         "  latency ms: legacy p50 - p95 - | new p50 - p95 -",
         "  errors: legacy 0, new 0; fallbacks 0",

@@ -22,13 +22,15 @@ from cqrs_layer import (
     allow_unguarded_writes,
     signals,
 )
-from cqrs_layer.tables import outbox, projection_tracking
+from cqrs_layer.core.tables import outbox, projection_tracking
+from cqrs_layer.ops.context import toolkit_of
 
+from .helpers import change
 from .toyapp import AddBook, Book, BookAdded, book_shelf, committed_rows, count_rows, db
 
 
 def dispatch(app: Flask, command: Command) -> Any:
-    return app.extensions["cqrs"].command_bus.dispatch(command)
+    return toolkit_of(app).command_bus.dispatch(command)
 
 
 def test_a_command_commits_its_writes_events_and_projection_together(toy_app: Flask) -> None:
@@ -66,7 +68,7 @@ def test_a_failing_handler_leaves_no_write_and_no_event(toy_app: Flask) -> None:
         uow.record(BookAdded(id=1, title=command.title, copies=1))
         raise RuntimeError("disk on fire")
 
-    toy_app.extensions["cqrs"].command_bus.register(AddTwoBooksThenFail, handler)
+    toolkit_of(toy_app).command_bus.register(AddTwoBooksThenFail, handler)
     with pytest.raises(RuntimeError, match="disk on fire"):  # not ours: propagates unchanged
         dispatch(toy_app, AddTwoBooksThenFail(title="Dune"))
     assert count_rows(Book.__table__) == 0
@@ -130,7 +132,7 @@ def test_a_failing_committed_receiver_does_not_undo_the_write(
         later.append(events[0].event_type)
 
     with (
-        caplog.at_level(logging.ERROR, logger="cqrs_layer.uow"),
+        caplog.at_level(logging.ERROR, logger="cqrs_layer.write.uow"),
         signals.events_committed.connected_to(failing, sender=toy_app),
         signals.events_committed.connected_to(healthy, sender=toy_app),
     ):
@@ -174,7 +176,7 @@ def test_a_lost_optimistic_race_is_409_and_never_overwrites(
         build=lambda request, args: RenameRacing(book_id=args["book_id"], **request.get_json()),
         app=toy_app,
     )
-    toy_app.config["CQRS_ENDPOINT_MODES"] = {"race": "command"}
+    change(toolkit_of(toy_app), "race", "command")
 
     response = toy_client.put("/race/1", json={"title": "Dune (ours)"})
     assert response.status_code == 409
@@ -200,7 +202,7 @@ def test_integrity_error_propagates_after_rollback(toy_app: Flask) -> None:
         uow.session.flush()
         uow.session.execute(insert(Book).values(title=command.title, copies=1, version=1))
 
-    toy_app.extensions["cqrs"].command_bus.register(InsertDuplicate, handler)
+    toolkit_of(toy_app).command_bus.register(InsertDuplicate, handler)
     with pytest.raises(IntegrityError):
         dispatch(toy_app, InsertDuplicate(title="Dune"))
     assert not db.session().in_transaction()

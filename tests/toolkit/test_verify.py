@@ -10,26 +10,19 @@ from typing import Any
 import pytest
 from sqlalchemy import (
     Engine,
-    create_engine,
     delete,
     insert,
     select,
     update,
 )
 
-from cqrs_layer.backfill import backfill
-from cqrs_layer.verify import RepairCounts, values_equal, verify
+from cqrs_layer.core.sql import read_snapshot
+from cqrs_layer.read.backfill import backfill
+from cqrs_layer.read.verify import RepairCounts, values_equal, verify, verify_in
 
 from .library_schema import Library
 
 STAMP = datetime(2020, 1, 1)
-
-
-@pytest.fixture
-def engine(database_url: str) -> Iterator[Engine]:
-    engine = create_engine(database_url)
-    yield engine
-    engine.dispose()
 
 
 @pytest.fixture
@@ -101,6 +94,17 @@ def test_verify_reports_missing_extra_and_different_rows_by_key(
         "name": {"expected": "Author 3", "actual": "Renamed"},
         "books": {"expected": 3, "actual": 7},
     }
+
+
+def test_verify_in_checks_on_the_callers_connection(engine: Engine, library: Library) -> None:
+    drift(engine, library)
+
+    with read_snapshot(engine) as connection:
+        report = verify_in(connection, library.model)
+
+    assert report.to_dict() == verify(engine, library.model).to_dict()
+    assert (len(report.missing), len(report.extra), len(report.different)) == (1, 1, 1)
+    assert report.repaired is None
 
 
 def test_repair_fixes_exactly_the_differing_rows(engine: Engine, library: Library) -> None:

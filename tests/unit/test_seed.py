@@ -4,12 +4,8 @@ from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
 
-from flask import current_app
 from sqlalchemy import func, select
 
-from cqrs_layer import signals
-from cqrs_layer.verify import verify
-from legacy_app import create_app
 from legacy_app.extensions import db
 from legacy_app.models import (
     Category,
@@ -298,77 +294,3 @@ def test_cli_refuses_orders_without_products(runner):
     assert result.exit_code == 2
     assert "orders need at least one product" in result.output
     assert count(Category) == 0  # nothing was written
-
-
-def read_model_reports():
-    state = current_app.extensions["cqrs"]
-    return {name: verify(db.engine, model) for name, model in sorted(state.read_models.items())}
-
-
-def test_cli_seed_rebuilds_the_read_models_without_tripping_the_write_guard(app, runner):
-    # Strict: a seed write the guard was not told about would fail the command outright.
-    app.config["CQRS_WRITE_GUARD"] = "strict"
-    unguarded = []
-
-    def record(_sender, **extra):
-        unguarded.append(extra["tables"])
-
-    with signals.unguarded_write.connected_to(record):
-        result = runner.invoke(args=seed_args(4))
-
-    assert result.exit_code == 0, result.output
-    assert unguarded == []
-    assert "Backfilled 9 read models in " in result.output
-    assert "\n  catalog: 15 rows\n" in result.output
-    assert "\n  categories: 2 rows\n" in result.output
-    assert "\n  customer_orders: 60 rows\n" in result.output
-    reports = read_model_reports()
-    assert len(reports) == 9
-    assert {name: report.ok for name, report in reports.items()} == dict.fromkeys(reports, True)
-    assert reports["catalog"].table_rows == 15
-    assert reports["customer_orders"].table_rows == 60
-    assert reports["categories"].table_rows == 2
-
-
-def test_cli_seed_no_backfill_leaves_the_read_models_alone(app, runner):
-    app.config["CQRS_WRITE_GUARD"] = "strict"
-
-    result = runner.invoke(args=[*seed_args(4), "--no-backfill"])
-
-    assert result.exit_code == 0, result.output
-    assert "Backfilled" not in result.output
-    reports = read_model_reports()
-    assert reports["catalog"].table_rows == 0
-    assert len(reports["catalog"].missing) == 15
-    assert len(reports["customer_orders"].missing) == 60
-
-
-def test_cli_seed_if_empty_on_a_seeded_database_does_not_backfill(runner):
-    assert runner.invoke(args=[*seed_args(1), "--no-backfill"]).exit_code == 0
-
-    result = runner.invoke(args=[*seed_args(1), "--if-empty"])
-
-    assert result.exit_code == 0
-    assert "already has 15 products; not seeding." in result.output
-    assert "Backfilled" not in result.output
-    assert read_model_reports()["catalog"].table_rows == 0
-
-
-def test_cli_seed_refuses_before_writing_when_read_model_tables_are_missing(tmp_path):
-    """A database migrated to the shop's baseline only: no read-model tables yet."""
-    app = create_app({"TESTING": True, "SQLALCHEMY_DATABASE_URI": f"sqlite:///{tmp_path}/a.db"})
-    with app.app_context():
-        db.metadata.create_all(db.engine)
-        try:
-            result = app.test_cli_runner().invoke(args=seed_args(4))
-            assert result.exit_code == 1
-            assert "tables missing (catalog_view, categories_view," in result.output
-            assert "run `alembic upgrade head` first" in result.output
-            assert count(Product) == 0
-
-            result = app.test_cli_runner().invoke(args=[*seed_args(4), "--no-backfill"])
-            assert result.exit_code == 0, result.output
-            assert count(Product) == 15
-        finally:
-            db.session.remove()
-            db.engine.dispose()

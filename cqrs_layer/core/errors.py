@@ -1,0 +1,94 @@
+"""The errors a command or query can be refused with, and how they become HTTP responses.
+
+Every toolkit error carries its HTTP status, a stable machine ``code``, a human ``message``
+and optionally the ``fields`` to blame. They render as
+``{"error": {"status", "code", "message", "fields": [{"field", "reason"}]}}`` (``fields``
+only when some input is to blame). Exceptions that are not the toolkit's are never caught
+here: the host app's own error handlers keep rendering them.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from flask import Response, jsonify
+from pydantic import ValidationError
+
+
+class CommandRejected(Exception):
+    """A command or query refused for a reason the client can act on; nothing was written."""
+
+    status = 400
+    code = "bad_request"
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        field: str | None = None,
+        fields: list[dict[str, str]] | None = None,
+        status: int | None = None,
+        code: str | None = None,
+    ) -> None:
+        super().__init__(message)
+        self.message = message
+        self.fields = list(fields or [])
+        if field is not None:
+            self.fields.append({"field": field, "reason": message})
+        if status is not None:
+            self.status = status
+        if code is not None:
+            self.code = code
+
+    def to_dict(self) -> dict[str, Any]:
+        body: dict[str, Any] = {"status": self.status, "code": self.code, "message": self.message}
+        if self.fields:
+            body["fields"] = self.fields
+        return {"error": body}
+
+
+class ValidationFailed(CommandRejected):
+    status, code = 422, "validation_error"
+
+    @classmethod
+    def from_pydantic(cls, exc: ValidationError, *, prefix: str = "") -> ValidationFailed:
+        fields = []
+        for err in exc.errors(include_url=False):
+            path = ".".join(str(part) for part in err["loc"])
+            field = f"{prefix}{path}" if path else prefix or "body"
+            fields.append({"field": field, "reason": err["msg"]})
+        summary = "; ".join(f"{f['field']}: {f['reason']}" for f in fields)
+        return cls(f"invalid input ({summary})", fields=fields)
+
+
+class NotFound(CommandRejected):
+    status, code = 404, "not_found"
+
+
+class DomainRuleViolated(CommandRejected):
+    status, code = 409, "conflict"
+
+
+class ConcurrencyConflict(CommandRejected):
+    """Someone else changed the same data first; re-read and retry."""
+
+    status, code = 409, "concurrency_conflict"
+
+
+class UnguardedWriteError(RuntimeError):
+    """Strict write guard: a guarded table was written outside a command.
+
+    Not a :class:`CommandRejected`: it is not something the client did but a write path
+    that skips the events, refused on purpose. The extension answers it with a 503 naming
+    the tables (see :func:`unguarded_write_refusal`), never a bare 500.
+    """
+
+
+def unguarded_write_refusal(error: UnguardedWriteError) -> CommandRejected:
+    """What the client is told when strict mode refuses a write: the service cannot take
+    this write on this path right now (switch the endpoint to its command path)."""
+    return CommandRejected(str(error), status=503, code="unguarded_write")
+
+
+def render_json_error(error: CommandRejected) -> tuple[Response, int]:
+    return jsonify(error.to_dict()), error.status

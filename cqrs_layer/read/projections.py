@@ -1,0 +1,259 @@
+"""Projections: event handlers that keep denormalized read-model tables up to date.
+
+One :class:`ProjectionDispatcher` receives every batch of stored events and routes each
+event to the projections that handle its type. It is called directly by the unit of work
+(not through a blinker signal, whose receivers are weak and unordered), so its failure
+policy is the one written here:
+
+* Inline projections are part of the write. They run in the command's transaction, and a
+  handler that raises propagates out of :meth:`ProjectionDispatcher.apply`, so the command
+  aborts and nothing it wrote commits. A broken projection therefore fails loudly; it can
+  never leave the read model silently behind the source tables.
+* Each (projection, position) is applied at most once: before any handler runs, the
+  tracking rows of every (projection, position) pair in the batch are inserted in ONE
+  ``INSERT ... ON CONFLICT DO NOTHING RETURNING`` in the same transaction as the
+  read-model changes; a pair it does not return was applied already, so that handler is
+  skipped. Together with the outbox (an event exists iff its command committed) that is
+  exactly-once in effect.
+"""
+
+from __future__ import annotations
+
+import functools
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass
+from typing import Any, TypeVar
+
+from sqlalchemy import Connection, Executable, delete
+
+from ..core.messages import Event, StoredEvent
+from ..core.read_model import ReadModel
+from ..core.sql import batched_round_trips, dialect_insert_for
+from ..core.tables import projection_tracking
+
+E = TypeVar("E", bound=Event)
+Handler = Callable[[Any, "ProjectionContext"], None]
+
+#: cqrs_projection_tracking.projection is a String(100).
+MAX_NAME_LENGTH = 100
+
+
+@dataclass(frozen=True, slots=True)
+class ProjectionContext:
+    """What a handler gets besides the event: where to write and which record it is."""
+
+    #: The connection of the transaction applying the event (the command's, inline).
+    connection: Connection
+    #: The outbox record: position, occurred_at (aware UTC), correlation_id, ...
+    stored: StoredEvent
+
+
+class Projection:
+    """A named set of event handlers that maintain one or more read models."""
+
+    def __init__(
+        self,
+        name: str,
+        read_models: Iterable[ReadModel] = (),
+        *,
+        batch_round_trips: bool = False,
+    ) -> None:
+        """``batch_round_trips``: the handlers only write and never read the ``rowcount``
+        of their writes, so their statements may go to the database together
+        (:func:`cqrs_layer.sql.batched_round_trips`; PostgreSQL via psycopg 3)."""
+        if not 0 < len(name) <= MAX_NAME_LENGTH:
+            raise ValueError(f"projection name must be 1-{MAX_NAME_LENGTH} characters: {name!r}")
+        self.name = name
+        self.read_models = tuple(read_models)
+        self.batch_round_trips = batch_round_trips
+        self._handlers: dict[str, Handler] = {}
+
+    def on(self, *event_types: type[E]) -> Callable[[Callable[[E, ProjectionContext], None]], Any]:
+        """Register the decorated function as the handler of ``event_types``."""
+        if not event_types:
+            raise TypeError("on() needs at least one event type")
+
+        def register(handler: Callable[[E, ProjectionContext], None]) -> Any:
+            for event_type in event_types:
+                if event_type.event_type in self._handlers:
+                    raise ValueError(
+                        f"projection {self.name!r} already handles {event_type.event_type!r}"
+                    )
+                self._handlers[event_type.event_type] = handler
+            return handler
+
+        return register
+
+    def handler_for(self, event_type: str) -> Handler | None:
+        return self._handlers.get(event_type)
+
+    @property
+    def handled_event_types(self) -> frozenset[str]:
+        return frozenset(self._handlers)
+
+    def __repr__(self) -> str:
+        return f"Projection({self.name!r}, handles={sorted(self._handlers)})"
+
+
+class ProjectionDispatcher:
+    """Routes stored events to projections, at most once per (projection, position)."""
+
+    def __init__(self, projections: Iterable[Projection] = ()) -> None:
+        self._projections: dict[str, Projection] = {}
+        for projection in projections:
+            self.add(projection)
+
+    def add(self, projection: Projection) -> None:
+        existing = self._projections.get(projection.name)
+        if existing is not None and existing is not projection:
+            raise ValueError(f"a projection named {projection.name!r} is already registered")
+        self._projections[projection.name] = projection
+
+    @property
+    def projections(self) -> dict[str, Projection]:
+        return dict(self._projections)
+
+    def handled_event_types(self) -> set[str]:
+        return {t for p in self._projections.values() for t in p.handled_event_types}
+
+    def apply(self, connection: Connection, stored_events: Sequence[StoredEvent]) -> None:
+        """Apply events inline, in the caller's (the command's) transaction.
+
+        Raises whatever a handler raised (with a note naming the projection and position):
+        the caller must roll back, which also removes the tracking rows written here.
+        """
+        self._dispatch(connection, stored_events, self._projections.values())
+
+    def replay(
+        self,
+        connection: Connection,
+        stored_events: Sequence[StoredEvent],
+        *,
+        only: Iterable[str] | None = None,
+    ) -> int:
+        """Apply events outside a command (catch-up, async workers); returns how many
+        (projection, event) pairs were newly applied.
+
+        Same guarantee and failure policy as :meth:`apply`: events already applied are
+        skipped, and the caller commits (or, on an exception, rolls back) the transaction,
+        so the read-model change and its tracking row land together or not at all.
+        ``only`` restricts the run to the named projections.
+        """
+        if only is None:
+            chosen: Iterable[Projection] = self._projections.values()
+        else:
+            names = list(only)
+            unknown = sorted(set(names) - set(self._projections))
+            if unknown:
+                raise KeyError(f"unknown projections {unknown}; known: {sorted(self._projections)}")
+            chosen = [self._projections[name] for name in names]
+        return self._dispatch(connection, stored_events, chosen)
+
+    def prune_tracking(
+        self, connection: Connection, below_position: int, *, projection: str | None = None
+    ) -> int:
+        """Delete tracking rows with position < ``below_position``; returns how many.
+
+        Only prune below a position that can never be offered again (e.g. an async
+        worker's committed checkpoint): for pruned positions the at-most-once check is
+        gone, and re-applying such an event would apply it twice.
+        """
+        statement = delete(projection_tracking).where(
+            projection_tracking.c.position < below_position
+        )
+        if projection is not None:
+            statement = statement.where(projection_tracking.c.projection == projection)
+        return connection.execute(statement).rowcount
+
+    def _dispatch(
+        self,
+        connection: Connection,
+        stored_events: Sequence[StoredEvent],
+        projections: Iterable[Projection],
+    ) -> int:
+        projections = list(projections)
+        plan = [
+            (stored, handlers)
+            for stored in stored_events
+            if (handlers := _handlers_of(projections, stored.event_type))
+        ]  # events nothing handles get no tracking row and no payload parsing
+        claimed = _claim(
+            connection,
+            [
+                (projection.name, stored.position)
+                for stored, handlers in plan
+                for projection, _ in handlers
+            ],
+        )
+        # Projections that allow it send their statements in one round trip; the others
+        # run after them. Each projection still sees the batch's events in order, and
+        # projections maintain separate read models, so their relative order is free.
+        batched = [p for p in projections if p.batch_round_trips]
+        others = [p for p in projections if not p.batch_round_trips]
+        applied = 0
+        if batched:
+            with batched_round_trips(connection):
+                applied += _apply_plan(connection, plan, claimed, only=batched)
+        return applied + _apply_plan(connection, plan, claimed, only=others)
+
+
+def _apply_plan(
+    connection: Connection,
+    plan: list[tuple[StoredEvent, list[tuple[Projection, Handler]]]],
+    claimed: set[tuple[str, int]],
+    *,
+    only: list[Projection],
+) -> int:
+    applied = 0
+    for stored, handlers in plan:
+        event: Event | None = None
+        context = ProjectionContext(connection=connection, stored=stored)
+        for projection, handler in handlers:
+            if projection not in only:
+                continue
+            try:
+                # Removed once used: the same event twice in a batch applies once.
+                claimed.remove((projection.name, stored.position))
+            except KeyError:
+                continue  # applied before: at most once
+            if event is None:
+                event = stored.event
+            try:
+                handler(event, context)
+            except Exception as error:
+                error.add_note(
+                    f"in projection {projection.name!r} applying {stored.event_type} "
+                    f"at position {stored.position}; the transaction must roll back"
+                )
+                raise
+            applied += 1
+    return applied
+
+
+def _handlers_of(
+    projections: list[Projection], event_type: str
+) -> list[tuple[Projection, Handler]]:
+    return [(p, handler) for p in projections if (handler := p.handler_for(event_type)) is not None]
+
+
+def _claim(connection: Connection, pairs: list[tuple[str, int]]) -> set[tuple[str, int]]:
+    """Record each (projection, position) as applied; returns the pairs that were not
+    already, i.e. the ones to apply now. One statement whatever the number of pairs
+    (SQLAlchemy renders the parameter list as a multi-row VALUES)."""
+    if not pairs:
+        return set()
+    rows = [{"projection": name, "position": position} for name, position in dict.fromkeys(pairs)]
+    inserted = connection.execute(_claim_statement(connection.dialect.name), rows)
+    return {(name, position) for name, position in inserted}
+
+
+@functools.cache
+def _claim_statement(dialect: str) -> Executable:
+    # Built once per dialect: constructing it (and its cache key) per event costs more
+    # than running it. RETURNING yields only the rows inserted, not the conflicting ones.
+    tracking = projection_tracking.c
+    return (
+        dialect_insert_for(dialect, projection_tracking)
+        .on_conflict_do_nothing(index_elements=[tracking.projection, tracking.position])
+        .returning(tracking.projection, tracking.position)
+    )

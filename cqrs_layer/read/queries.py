@@ -1,0 +1,30 @@
+"""The query bus: one handler per query type, ``handler(query, connection) -> data``."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+from sqlalchemy import Connection
+
+from ..core.messages import Query
+
+QueryHandler = Callable[[Any, Connection], Any]
+
+
+class QueryBus:
+    def __init__(self, connection: Callable[[], Connection]) -> None:
+        self._connection = connection
+        self.handlers: dict[type[Query], QueryHandler] = {}
+
+    def register(self, query_type: type[Query], handler: QueryHandler) -> None:
+        if query_type in self.handlers:
+            raise ValueError(f"{query_type.__name__} already has a handler")
+        self.handlers[query_type] = handler
+
+    def ask(self, query: Query) -> Any:
+        try:
+            handler = self.handlers[type(query)]
+        except KeyError:
+            raise LookupError(f"no handler registered for {type(query).__name__}") from None
+        return handler(query, self._connection())

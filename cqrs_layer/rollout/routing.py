@@ -1,0 +1,406 @@
+"""Wrapping existing Flask endpoints, by endpoint name, with a command or query path.
+
+The legacy view function is left untouched: ``app.view_functions[endpoint]`` is replaced by
+a wrapper that asks the flag store which path serves this request, runs it, and marks the
+response with ``X-CQRS-Served-By``. The new path is wrapped in the same auth decorators
+the legacy view has (``decorators=``), since it does not go through them.
+"""
+
+from __future__ import annotations
+
+import difflib
+import functools
+import logging
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from flask import Flask, Request, Response, after_this_request, current_app, request
+from flask.typing import ResponseReturnValue
+from pydantic import ValidationError
+from sqlalchemy.exc import SQLAlchemyError
+from sqlalchemy.orm import scoped_session
+from werkzeug.exceptions import HTTPException
+
+from ..core import metrics
+from ..core.errors import CommandRejected, ValidationFailed
+from ..core.messages import Command, Query
+from ..core.registry import Endpoint, EndpointKind, Registry
+from ..core.settings import Settings
+from ..read.queries import QueryBus
+from ..write import idempotency
+from ..write.bus import CommandBus
+from ..write.uow import UnitOfWork, before_commit
+from .comparisons import (
+    LEGACY,
+    READ_MODEL,
+    Comparison,
+    Comparisons,
+    Observation,
+    RequestCopy,
+    answer_of,
+    describe,
+    display_path,
+    elapsed_ms,
+)
+from .deadline import Deadline, DeadlineExceeded, enforced
+from .diff import ComparisonOptions
+from .flags import FlagStore
+from .history import FALLBACK, ComparisonResult
+from .stages import COMMAND, STAGES, Route, check_stage, decide, subject_reader
+
+log = logging.getLogger(__name__)
+
+SERVED_BY_HEADER = "X-CQRS-Served-By"
+_SERVED_BY_KEY = "cqrs.served_by"  # on the request: an app context can outlive it
+_LEGACY_ROUTE = Route(LEGACY, False, False, False)
+
+Build = Callable[[Request, dict[str, Any]], Any]
+Respond = Callable[[Any, dict[str, Any]], ResponseReturnValue]
+ViewDecorator = Callable[[Callable[..., Any]], Callable[..., Any]]
+RenderError = Callable[[CommandRejected], ResponseReturnValue]
+
+
+@dataclass(frozen=True)
+class WrappedEndpoint:
+    endpoint: Endpoint
+    legacy_view: Callable[..., Any]
+    new_view: Callable[..., Any]
+    #: Read endpoint: how its comparisons diff the two answers.
+    options: ComparisonOptions
+
+
+def default_read_respond(result: Any, _view_args: dict[str, Any]) -> ResponseReturnValue:
+    return result
+
+
+def default_write_respond(result: Any, _view_args: dict[str, Any]) -> ResponseReturnValue:
+    return result if result is not None else ("", 204)
+
+
+def mark_served_by(response: Response) -> Response:
+    """after_request: responses rendered by error handlers (aborts in auth decorators,
+    host exceptions) still say which path served them."""
+    served = request.environ.get(_SERVED_BY_KEY)
+    if served is not None and SERVED_BY_HEADER not in response.headers:
+        response.headers[SERVED_BY_HEADER] = served
+    return response
+
+
+class Router:
+    """Serves one app's wrapped endpoints by their flags."""
+
+    def __init__(
+        self,
+        app: Flask,
+        registry: Registry,
+        flags: FlagStore,
+        settings: Settings,
+        session: scoped_session[Any],
+        command_bus: CommandBus,
+        query_bus: QueryBus,
+        comparisons: Comparisons,
+        render_error: RenderError,
+    ) -> None:
+        self._app = app
+        self._registry = registry
+        self._flags = flags
+        self._settings = settings
+        self._session = session
+        self._command_bus = command_bus
+        self._query_bus = query_bus
+        self._comparisons = comparisons
+        self._render_error = render_error
+        self._read_subject = subject_reader(settings)
+        self.wrapped: dict[str, WrappedEndpoint] = {}
+
+    # ------------------------------------------------------------ wrapping
+
+    def wrap(
+        self,
+        endpoint: Endpoint,
+        build: Build,
+        respond: Respond | None = None,
+        decorators: Sequence[ViewDecorator] = (),
+        options: ComparisonOptions | None = None,
+    ) -> WrappedEndpoint:
+        app = self._app
+        legacy_view = _existing_view(app, endpoint.name)
+        configured = self._settings.endpoint_stages.get(endpoint.name)
+        if configured is not None:
+            try:
+                check_stage(endpoint.kind, configured)
+            except CommandRejected:
+                raise ValueError(
+                    f"CQRS_ENDPOINT_STAGES[{endpoint.name!r}] is {configured!r}; a "
+                    f"{endpoint.kind} endpoint takes one of {', '.join(STAGES[endpoint.kind])}"
+                ) from None
+        self._registry.add_endpoint(endpoint)
+        if endpoint.kind == "write":
+            new_view = self._command_view(endpoint.name, build, respond or default_write_respond)
+        else:
+            new_view = self._query_view(build, respond or default_read_respond)
+        for decorator in reversed(decorators):  # listed outermost first, like stacked @lines
+            new_view = decorator(new_view)
+        wrapped = WrappedEndpoint(endpoint, legacy_view, new_view, options or ComparisonOptions())
+        self.wrapped[endpoint.name] = wrapped
+
+        @functools.wraps(legacy_view)
+        def cqrs_endpoint(*args: Any, **view_args: Any) -> Response:
+            route = self.route(endpoint.name, endpoint.kind, request)
+            if endpoint.kind == "read":
+                return self._serve_read(wrapped, route, args, view_args)
+            return self._serve_write(wrapped, route, args, view_args)
+
+        app.view_functions[endpoint.name] = cqrs_endpoint
+        return wrapped
+
+    def route(self, endpoint: str, kind: EndpointKind, live_request: Request) -> Route:
+        """Which path serves this request. Never raises: on any trouble, legacy."""
+        try:
+            stage, percent, sample_rate = self._flags.effective(endpoint, kind)
+            return decide(
+                endpoint, kind, stage, percent, sample_rate, lambda: self._subject(live_request)
+            )
+        except Exception:
+            log.exception("flag evaluation failed for %s; serving legacy", endpoint)
+            return _LEGACY_ROUTE
+
+    def _subject(self, live_request: Request) -> str:
+        # Unwrap Flask's ``request`` proxy once instead of paying for it per attribute.
+        unwrap = getattr(live_request, "_get_current_object", None)
+        return self._read_subject(unwrap() if unwrap is not None else live_request)
+
+    # ------------------------------------------------------------ the new paths
+
+    def _query_view(self, build: Build, respond: Respond) -> Callable[..., Any]:
+        def serve_query(**view_args: Any) -> ResponseReturnValue:
+            query = _build(build, view_args)
+            if not isinstance(query, Query):
+                raise TypeError(f"build must return a Query, got {type(query).__name__}")
+            return respond(self._query_bus.ask(query), view_args)
+
+        return serve_query
+
+    def _command_view(self, endpoint: str, build: Build, respond: Respond) -> Callable[..., Any]:
+        def serve_command(**view_args: Any) -> ResponseReturnValue:
+            idem = idempotency.from_request(endpoint, request)
+            if idem is not None:
+                replay = idempotency.replay_if_seen(self._session.connection(), idem)
+                if replay is not None:
+                    return replay
+            command = _build(build, view_args)
+            if not isinstance(command, Command):
+                raise TypeError(f"build must return a Command, got {type(command).__name__}")
+            if idem is None:
+                return respond(self._command_bus.dispatch(command), view_args)
+            return self._dispatch_idempotently(idem, command, respond, view_args)
+
+        return serve_command
+
+    def _dispatch_idempotently(
+        self,
+        idem: idempotency.IdempotentRequest,
+        command: Command,
+        respond: Respond,
+        view_args: dict[str, Any],
+    ) -> Response:
+        responses: list[Response] = []
+
+        def store_response(uow: UnitOfWork, result: Any) -> None:
+            # Built inside the transaction so the stored response commits with the writes.
+            response = current_app.make_response(respond(result, view_args))
+            idempotency.save(uow.session.connection(), idem, response)
+            responses.append(response)
+
+        try:
+            with before_commit(store_response):
+                self._command_bus.dispatch(command)
+        except idempotency.KeyAlreadyUsed:
+            # Our writes were rolled back; the winner's response answers this request.
+            replay = idempotency.replay_if_seen(self._session.connection(), idem)
+            if replay is None:
+                raise
+            return replay
+        return responses[0]
+
+    # ------------------------------------------------------------ serving a write
+
+    def _serve_write(
+        self,
+        wrapped: WrappedEndpoint,
+        route: Route,
+        args: tuple[Any, ...],
+        view_args: dict[str, Any],
+    ) -> Response:
+        served_by = COMMAND if route.serve_new else LEGACY
+        request.environ[_SERVED_BY_KEY] = served_by
+        if route.serve_new:
+            try:
+                rv = wrapped.new_view(*args, **view_args)
+            except CommandRejected as error:
+                rv = self._render_error(error)
+        else:
+            rv = wrapped.legacy_view(*args, **view_args)
+        response = current_app.make_response(rv)
+        response.headers[SERVED_BY_HEADER] = served_by
+        return response
+
+    # ------------------------------------------------------------ serving a read
+
+    def _serve_read(
+        self,
+        wrapped: WrappedEndpoint,
+        route: Route,
+        args: tuple[Any, ...],
+        view_args: dict[str, Any],
+    ) -> Response:
+        """Serve a read per ``route``: the new path (falling back to legacy when it fails
+        or is late, if the route allows), else legacy; queue a comparison when sampled.
+        The header says which path actually served."""
+        app = self._app
+        started = time.perf_counter()
+        if route.serve_new:
+            request.environ[_SERVED_BY_KEY] = READ_MODEL
+            response, failure = self._try_new_path(wrapped, args, view_args)
+            new_ms = elapsed_ms(started)
+            if failure is None and response is not None:
+                if route.compare:
+                    self._compare_after_response(wrapped, route, READ_MODEL, new_ms)
+                response.headers[SERVED_BY_HEADER] = READ_MODEL
+                return response
+            assert failure is not None
+            if not route.fallback:
+                raise failure[1]
+            self._fall_back(wrapped.endpoint.name, route, failure, new_ms)
+        elif route.compare:
+            self._compare_after_response(wrapped, route, LEGACY, None)
+        request.environ[_SERVED_BY_KEY] = LEGACY
+        response = app.make_response(wrapped.legacy_view(*args, **view_args))
+        response.headers[SERVED_BY_HEADER] = LEGACY
+        return response
+
+    def _try_new_path(
+        self,
+        wrapped: WrappedEndpoint,
+        args: tuple[Any, ...],
+        view_args: dict[str, Any],
+    ) -> tuple[Response | None, Failure | None]:
+        """The new path's response, or why it cannot be used. The database stops its
+        queries at ``CQRS_READ_TIMEOUT_MS``; Python time past it is measured and the
+        answer dropped."""
+        session = self._session
+        deadline = Deadline(self._settings.read_timeout_ms)
+        try:
+            with enforced(session.connection(), deadline):
+                try:
+                    rv = wrapped.new_view(*args, **view_args)
+                except CommandRejected as error:  # a legitimate answer (404, 422...)
+                    rv = self._render_error(error)
+                response = self._app.make_response(rv)
+        except HTTPException:
+            raise  # an answer too (an auth decorator's abort): the app renders it
+        except DeadlineExceeded as exceeded:
+            _roll_back(session)
+            return None, ("timeout", exceeded)
+        except Exception as error:
+            _roll_back(session)
+            return None, ("error", error)
+        if deadline.expired():
+            return None, ("timeout", deadline.exceeded())
+        if response.status_code >= 500:
+            return None, ("error", RuntimeError(f"HTTP {response.status_code}"))
+        return response, None
+
+    def _fall_back(self, endpoint: str, route: Route, failure: Failure, new_ms: float) -> None:
+        """Count and log the failure; record it (with the legacy answer) once it exists."""
+        reason, error = failure
+        metrics.fallbacks_total.labels(endpoint=endpoint, reason=reason).inc()
+        log.warning("%s: read model %s (%s); served by legacy", endpoint, reason, error)
+        path = display_path(request.environ)
+        started = time.perf_counter()
+        comparisons = self._comparisons
+
+        @after_this_request
+        def record_fallback(response: Response) -> Response:
+            row = ComparisonResult(
+                endpoint=endpoint,
+                stage=route.stage,
+                served_by=LEGACY,
+                outcome=FALLBACK,
+                method=request.method,
+                path=path,
+                legacy_status=response.status_code,
+                legacy_ms=elapsed_ms(started),
+                new_ms=new_ms,
+                new_error=describe(error),
+            )
+            response.call_on_close(lambda: comparisons.schedule_result(row))
+            return response
+
+    def _compare_after_response(
+        self, wrapped: WrappedEndpoint, route: Route, served_by: str, served_ms: float | None
+    ) -> None:
+        """Once the response exists (error handlers included), take its answer; queue the
+        comparison once the server has sent it.
+
+        Queueing from ``call_on_close`` rather than ``after_request`` matters: a worker
+        thread that starts comparing while the response is still being written competes
+        with it for the GIL (and, on SQLite, runs its queries in this process), so the
+        user would wait for part of the experiment. Every WSGI server closes the response
+        after sending it; Flask's test client does so only when buffered (see
+        :class:`cqrs_layer.testing.ClosingClient`).
+        """
+        copy = RequestCopy.of(request, self._settings.comparison_max_body)
+        if copy is None:
+            return
+        started = time.perf_counter()
+        comparisons = self._comparisons
+        other_view = wrapped.legacy_view if served_by == READ_MODEL else wrapped.new_view
+
+        @after_this_request
+        def queue_comparison(response: Response) -> Response:
+            answer = answer_of(response)
+            if answer is not None:
+                error = f"HTTP {answer.status}" if answer.status >= 500 else None
+                ms = served_ms if served_ms is not None else elapsed_ms(started)
+                comparison = Comparison(
+                    wrapped.endpoint.name,
+                    route.stage,
+                    served_by,
+                    copy,
+                    Observation(answer, error, ms),
+                    other_view,
+                    wrapped.options,
+                )
+                response.call_on_close(lambda: comparisons.schedule(comparison))
+            return response
+
+
+#: Why the new path was not used: (reason ``error``/``timeout``, the exception).
+Failure = tuple[str, Exception]
+
+
+def _existing_view(app: Flask, endpoint: str) -> Callable[..., Any]:
+    try:
+        return app.view_functions[endpoint]
+    except KeyError:
+        similar = difflib.get_close_matches(endpoint, list(app.view_functions), n=5, cutoff=0.5)
+        hint = f"; did you mean {', '.join(similar)}?" if similar else ""
+        raise LookupError(f"no endpoint named {endpoint!r} in app {app.name!r}{hint}") from None
+
+
+def _build(build: Build, view_args: dict[str, Any]) -> Any:
+    try:
+        return build(request, view_args)
+    except ValidationError as exc:
+        raise ValidationFailed.from_pydantic(exc) from exc
+
+
+def _roll_back(session: Any) -> None:
+    """Give the legacy path a clean transaction (PostgreSQL aborts it after an error)."""
+    try:
+        session.rollback()
+    except SQLAlchemyError:
+        log.exception("rollback after a failed read path failed")
