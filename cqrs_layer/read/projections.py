@@ -24,7 +24,7 @@ from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any, TypeVar
 
-from sqlalchemy import Connection, Executable, delete
+from sqlalchemy import Connection, Executable
 
 from ..core.messages import Event, StoredEvent
 from ..core.read_model import ReadModel
@@ -116,54 +116,15 @@ class ProjectionDispatcher:
     def handled_event_types(self) -> set[str]:
         return {t for p in self._projections.values() for t in p.handled_event_types}
 
-    def apply(self, connection: Connection, stored_events: Sequence[StoredEvent]) -> None:
-        """Apply events inline, in the caller's (the command's) transaction.
+    def apply(self, connection: Connection, stored_events: Sequence[StoredEvent]) -> int:
+        """Apply events inline, in the caller's (the command's) transaction; returns how
+        many (projection, event) pairs were newly applied.
 
         Raises whatever a handler raised (with a note naming the projection and position):
         the caller must roll back, which also removes the tracking rows written here.
+        Events already applied are skipped.
         """
-        self._dispatch(connection, stored_events, self._projections.values())
-
-    def replay(
-        self,
-        connection: Connection,
-        stored_events: Sequence[StoredEvent],
-        *,
-        only: Iterable[str] | None = None,
-    ) -> int:
-        """Apply events outside a command (catch-up, async workers); returns how many
-        (projection, event) pairs were newly applied.
-
-        Same guarantee and failure policy as :meth:`apply`: events already applied are
-        skipped, and the caller commits (or, on an exception, rolls back) the transaction,
-        so the read-model change and its tracking row land together or not at all.
-        ``only`` restricts the run to the named projections.
-        """
-        if only is None:
-            chosen: Iterable[Projection] = self._projections.values()
-        else:
-            names = list(only)
-            unknown = sorted(set(names) - set(self._projections))
-            if unknown:
-                raise KeyError(f"unknown projections {unknown}; known: {sorted(self._projections)}")
-            chosen = [self._projections[name] for name in names]
-        return self._dispatch(connection, stored_events, chosen)
-
-    def prune_tracking(
-        self, connection: Connection, below_position: int, *, projection: str | None = None
-    ) -> int:
-        """Delete tracking rows with position < ``below_position``; returns how many.
-
-        Only prune below a position that can never be offered again (e.g. an async
-        worker's committed checkpoint): for pruned positions the at-most-once check is
-        gone, and re-applying such an event would apply it twice.
-        """
-        statement = delete(projection_tracking).where(
-            projection_tracking.c.position < below_position
-        )
-        if projection is not None:
-            statement = statement.where(projection_tracking.c.projection == projection)
-        return connection.execute(statement).rowcount
+        return self._dispatch(connection, stored_events, self._projections.values())
 
     def _dispatch(
         self,

@@ -7,7 +7,7 @@ from collections.abc import Iterable
 from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import Connection, insert, select
+from sqlalchemy import Connection, insert
 
 from ..core.messages import Event, StoredEvent
 from ..core.tables import outbox
@@ -40,24 +40,3 @@ def append(
         position = connection.execute(_INSERT_RETURNING_POSITION, row).scalar_one()
         stored.append(StoredEvent(position=position, **{**row, "occurred_at": now}))
     return stored
-
-
-def read_since(connection: Connection, position: int = 0, limit: int = 1000) -> list[StoredEvent]:
-    """Events after ``position`` in position order, at most ``limit``."""
-    rows = connection.execute(
-        select(outbox).where(outbox.c.position > position).order_by(outbox.c.position).limit(limit)
-    ).mappings()
-    return [_from_row(row) for row in rows]
-
-
-def _from_row(row: Any) -> StoredEvent:
-    return StoredEvent(
-        position=row["position"],
-        event_id=row["event_id"],
-        event_type=row["event_type"],
-        aggregate_type=row["aggregate_type"],
-        aggregate_id=row["aggregate_id"],
-        payload=row["payload"],
-        occurred_at=row["occurred_at"].replace(tzinfo=UTC),
-        correlation_id=row["correlation_id"],
-    )

@@ -28,7 +28,7 @@ log = logging.getLogger(__name__)
 
 
 class ProjectionApplier(Protocol):
-    def apply(self, connection: Connection, stored_events: list[StoredEvent]) -> None: ...
+    def apply(self, connection: Connection, stored_events: list[StoredEvent]) -> object: ...
 
 
 #: Called as ``hook(uow, result)`` just before commit, inside the transaction.

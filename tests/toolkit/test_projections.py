@@ -23,6 +23,7 @@ from sqlalchemy import (
 
 from cqrs_layer import Event, Projection, ProjectionContext
 from cqrs_layer.core.messages import StoredEvent
+from cqrs_layer.core.tables import outbox as outbox_table
 from cqrs_layer.core.tables import projection_tracking
 from cqrs_layer.read.projections import ProjectionDispatcher
 from cqrs_layer.sql import increment, insert_if_absent, upsert
@@ -149,7 +150,17 @@ def test_a_failing_handler_raises_and_leaves_nothing(engine: Engine) -> None:
     with engine.connect() as conn:
         assert stats(conn) == []
         assert tracking(conn) == []
-        assert outbox.read_since(conn) == []
+        assert conn.scalar(select(func.count()).select_from(outbox_table)) == 0
+
+
+def test_events_offered_again_are_applied_once(engine: Engine) -> None:
+    dispatcher = ProjectionDispatcher([stats_projection("a"), stats_projection("b")])
+    with engine.begin() as conn:
+        stored = record(conn, BookShelved(id=1, author="Ann", pages=10))
+        assert dispatcher.apply(conn, stored) == 2  # one per projection
+        assert dispatcher.apply(conn, stored) == 0
+        assert dispatcher.apply(conn, [*stored, *stored]) == 0
+        assert stats(conn) == [("Ann", 2, 20, None)]  # both projections, each once
 
 
 def test_only_projections_handling_the_type_are_called(engine: Engine) -> None:
@@ -173,39 +184,6 @@ def test_only_projections_handling_the_type_are_called(engine: Engine) -> None:
         "projection_tests.BookShelved",
         "projection_tests.BookLent",
     }
-
-
-def test_replay_skips_applied_events_and_can_be_restricted(engine: Engine) -> None:
-    dispatcher = ProjectionDispatcher([stats_projection("a"), stats_projection("b")])
-    with engine.begin() as conn:
-        first = record(conn, BookShelved(id=1, author="Ann", pages=1))
-        dispatcher.apply(conn, first)
-        second = record(conn, BookShelved(id=2, author="Ann", pages=10))
-    with engine.begin() as conn:
-        everything = outbox.read_since(conn)
-        assert dispatcher.replay(conn, everything, only=["a"]) == 1
-        assert dispatcher.replay(conn, everything) == 1  # only "b" still lacked event 2
-        assert dispatcher.replay(conn, everything) == 0
-        assert stats(conn) == [("Ann", 4, 22, None)]
-        with pytest.raises(KeyError, match="unknown projections"):
-            dispatcher.replay(conn, everything, only=["nope"])
-    assert [s.position for s in everything] == [first[0].position, second[0].position]
-
-
-def test_prune_tracking_deletes_rows_below_a_position(engine: Engine) -> None:
-    dispatcher = ProjectionDispatcher([stats_projection("a"), stats_projection("b")])
-    with engine.begin() as conn:
-        stored = record(conn, *(BookShelved(id=n, author="Ann", pages=1) for n in range(3)))
-        dispatcher.apply(conn, stored)
-        positions = [s.position for s in stored]
-
-        assert dispatcher.prune_tracking(conn, positions[2], projection="a") == 2
-        assert dispatcher.prune_tracking(conn, positions[1]) == 1
-        assert tracking(conn) == [
-            ("a", positions[2]),
-            ("b", positions[1]),
-            ("b", positions[2]),
-        ]
 
 
 def test_registration_mistakes_are_refused() -> None:
