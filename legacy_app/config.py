@@ -8,9 +8,21 @@ from typing import Any
 
 from cqrs_layer.settings import settings_from_env
 
+from .request_limits import DEFAULT_MAX_CONTENT_LENGTH
+
 
 def default_database_url(instance_path: str) -> str:
     return f"sqlite:///{Path(instance_path) / 'shop.db'}"
+
+
+def positive_int_from_env(name: str, default: int) -> int:
+    """A positive integer setting; a malformed one stops the app from starting."""
+    raw = os.environ.get(name)
+    if raw is None:
+        return default
+    if not raw.isascii() or not raw.isdigit() or int(raw) == 0:
+        raise ValueError(f"{name} must be a positive whole number of bytes, got {raw!r}")
+    return int(raw)
 
 
 def config_from_env(instance_path: str) -> dict[str, Any]:
@@ -18,6 +30,10 @@ def config_from_env(instance_path: str) -> dict[str, Any]:
         "SQLALCHEMY_DATABASE_URI": os.environ.get("DATABASE_URL")
         or default_database_url(instance_path),
         "JSON_SORT_KEYS": False,
+        # Request bodies over this many bytes are refused with a 413 (docs/api.md).
+        "MAX_CONTENT_LENGTH": positive_int_from_env(
+            "MAX_CONTENT_LENGTH", DEFAULT_MAX_CONTENT_LENGTH
+        ),
         # Every toolkit setting can come from the environment, typed by its default (a
         # malformed value stops the app from starting), e.g. which path serves the wrapped
         # endpoints without a flag (CQRS_DEFAULT_WRITE_MODE: legacy | command;
