@@ -13,6 +13,7 @@ HOST ?= 127.0.0.1
 PORT ?= 5000
 # gunicorn, not `flask run`: several worker processes share one database like in production,
 # which is what the later stages (flags read by every worker, SQLite in WAL mode) must survive.
+# gunicorn.conf.py holds the request line and header limits docs/api.md promises.
 WORKERS ?= 2
 # pytest-xdist: one worker per core; each worker gets its own PostgreSQL database.
 PYTEST_WORKERS ?= auto
@@ -22,8 +23,8 @@ PYTEST_ARGS ?=
 
 run: migrate seed
 	@echo "Serving the shop on http://$(HOST):$(PORT)  (Ctrl-C to stop)"
-	$(BIN)/gunicorn --workers $(WORKERS) --bind $(HOST):$(PORT) --access-logfile - \
-		'legacy_app:create_app()'
+	$(BIN)/gunicorn --config gunicorn.conf.py --workers $(WORKERS) --bind $(HOST):$(PORT) \
+		--access-logfile - 'legacy_app:create_app()'
 
 # The virtualenv with the project installed, for running its tools by hand.
 venv: $(STAMP)

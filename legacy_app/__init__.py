@@ -13,6 +13,7 @@ from .config import config_from_env
 from .db_setup import configure_sqlite
 from .errors import register_error_handlers
 from .extensions import db
+from .request_limits import register_request_limits
 
 __all__ = ["create_app", "db"]
 
@@ -35,6 +36,7 @@ def create_app(config: Mapping[str, Any] | None = None) -> Flask:
         configure_sqlite(db.engine)
 
     register_error_handlers(app)
+    register_request_limits(app)
     _register_blueprints(app)
     _register_commands(app)
     _init_cqrs(app)

@@ -10,10 +10,10 @@ from __future__ import annotations
 import logging
 from typing import Any
 
-from flask import Flask, Response, jsonify
+from flask import Flask, Response, current_app, jsonify
 from pydantic import ValidationError
 from sqlalchemy.orm.exc import StaleDataError
-from werkzeug.exceptions import HTTPException
+from werkzeug.exceptions import HTTPException, RequestEntityTooLarge
 
 from .extensions import db
 
@@ -68,6 +68,16 @@ class Unprocessable(ApiError):
     status, code = 422, "validation_error"
 
 
+class PreconditionFailed(ApiError):
+    """An ``If-Match`` that names none of the resource's current version (its ETag)."""
+
+    status, code = 412, "precondition_failed"
+
+
+class PayloadTooLarge(ApiError):
+    status, code = 413, "payload_too_large"
+
+
 #: What a lost optimistic-concurrency race answers, on the legacy path as on the command
 #: path (cqrs_layer's ConcurrencyConflict): the same status, code and message.
 CONCURRENCY_CONFLICT_CODE = "concurrency_conflict"
@@ -90,6 +100,30 @@ def error_response(err: ApiError) -> tuple[Response, int]:
     return jsonify(err.to_dict()), err.status
 
 
+#: Headers of werkzeug's own (HTML) rendering that describe that body, not the error.
+_BODY_HEADERS = {"content-type", "content-length"}
+
+
+def http_error_response(exc: HTTPException) -> Response:
+    """An HTTP error as JSON, keeping the headers it carries (``Allow`` on a 405,
+    ``WWW-Authenticate`` on a 401, ``Retry-After``...): only the body changes."""
+    status = exc.code or 500
+    code = (exc.name or "error").lower().replace(" ", "_")
+    response, _ = error_response(ApiError(exc.description or exc.name, status=status, code=code))
+    response.status_code = status
+    for name, value in exc.get_headers():
+        if name.lower() not in _BODY_HEADERS:
+            response.headers.add(name, value)
+    return response
+
+
+def body_too_large_response(_exc: RequestEntityTooLarge) -> tuple[Response, int]:
+    limit = current_app.config["MAX_CONTENT_LENGTH"]
+    return error_response(
+        PayloadTooLarge(f"request body is larger than the limit of {limit} bytes", field="body")
+    )
+
+
 def register_error_handlers(app: Flask) -> None:
     app.register_error_handler(ApiError, error_response)
 
@@ -104,11 +138,8 @@ def register_error_handlers(app: Flask) -> None:
             Conflict(CONCURRENCY_CONFLICT_MESSAGE, code=CONCURRENCY_CONFLICT_CODE)
         )
 
-    @app.errorhandler(HTTPException)
-    def _http(exc: HTTPException) -> tuple[Response, int]:
-        status = exc.code or 500
-        code = (exc.name or "error").lower().replace(" ", "_")
-        return error_response(ApiError(exc.description or exc.name, status=status, code=code))
+    app.register_error_handler(HTTPException, http_error_response)
+    app.register_error_handler(RequestEntityTooLarge, body_too_large_response)
 
     @app.errorhandler(Exception)
     def _unexpected(exc: Exception) -> tuple[Response, int]:

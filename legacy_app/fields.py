@@ -13,6 +13,15 @@ from pydantic import AfterValidator, Field
 
 MAX_DB_INT = 2_147_483_647
 
+#: What text inputs are stripped of: Unicode's White_Space characters, exactly the set
+#: pydantic's ``str_strip_whitespace`` strips from bodies; query strings strip the same, so
+#: /openapi.json can describe both with one character class. (Python's ``str.strip()``
+#: would also strip U+001C..U+001F, which pydantic keeps.)
+WHITESPACE = (
+    "\t\n\x0b\x0c\r \x85\xa0\u1680\u2000\u2001\u2002\u2003\u2004\u2005\u2006\u2007"
+    "\u2008\u2009\u200a\u2028\u2029\u202f\u205f\u3000"
+)
+
 
 def storable_text(value: str) -> str:
     """Refuse text neither backend can store: NUL characters and lone surrogates."""

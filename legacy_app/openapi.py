@@ -8,9 +8,12 @@ from __future__ import annotations
 
 from typing import Any
 
+from .fields import MAX_DB_INT, WHITESPACE
+
 Schema = dict[str, Any]
 
 OPENAPI_VERSION = "3.1.0"
+MAX_PAGE = 1_000_000
 
 # --- small builders, so each operation below reads like its line in docs/api.md -------------
 
@@ -28,13 +31,66 @@ def integer(minimum: int | None = None, maximum: int | None = None) -> Schema:
     return schema
 
 
-def string(min_length: int | None = None, max_length: int | None = None) -> Schema:
-    schema: Schema = {"type": "string"}
-    if min_length is not None:
-        schema["minLength"] = min_length
-    if max_length is not None:
-        schema["maxLength"] = max_length
-    return schema
+def db_id() -> Schema:
+    """An id in a body or query: ids are 32-bit, so larger ones are refused as input."""
+    return integer(1, MAX_DB_INT)
+
+
+def _char_class(chars: str, *, negated: bool = False) -> str:
+    """A regex character class of ``chars``, runs written as ranges (``\\u2000-\\u200a``).
+
+    \\uXXXX escapes mean the same in ECMA-262 (JSON Schema's regex dialect) and Python."""
+    points = sorted({ord(char) for char in chars})
+    runs: list[list[int]] = []
+    for point in points:
+        if runs and point == runs[-1][1] + 1:
+            runs[-1][1] = point
+        else:
+            runs.append([point, point])
+    parts = [
+        f"\\u{low:04x}" if low == high else f"\\u{low:04x}-\\u{high:04x}" for low, high in runs
+    ]
+    return f"[{'^' if negated else ''}{''.join(parts)}]"
+
+
+#: Regex pieces for text inputs, which the server strips of surrounding white space
+#: (``WHITESPACE``) before checking their length, and in which it refuses NUL.
+BLANK = _char_class(WHITESPACE)
+NOT_NUL = _char_class("\x00", negated=True)
+VISIBLE = _char_class("\x00" + WHITESPACE, negated=True)
+
+
+def text(min_length: int, max_length: int) -> Schema:
+    """Text of ``min_length`` (0 or 1) to ``max_length`` characters once stripped, no NUL.
+
+    Said as a pattern, not minLength/maxLength, which would count the white space the
+    server strips: the first and last visible characters bound the length.
+    """
+    if min_length not in (0, 1) or max_length < 1:
+        raise ValueError("text() describes 0..n or 1..n characters")
+    stripped = VISIBLE
+    if max_length > 1:
+        stripped += f"(?:{NOT_NUL}{{0,{max_length - 2}}}{VISIBLE})?"
+    if min_length == 0:
+        stripped = f"(?:{stripped})?"
+    return {
+        "type": "string",
+        "pattern": f"^{BLANK}*{stripped}{BLANK}*$",
+        "description": f"{min_length}..{max_length} characters once stripped of surrounding "
+        "white space; no NUL",
+    }
+
+
+def email_text(min_length: int, max_length: int) -> Schema:
+    """Like :func:`text`, and containing "@"."""
+    middle = f"{NOT_NUL}{{{min_length - 2},{max_length - 2}}}"
+    return {
+        "type": "string",
+        "pattern": f"^{BLANK}*(?={NOT_NUL}*@){VISIBLE}{middle}{VISIBLE}{BLANK}*$",
+        "description": f"{min_length}..{max_length} characters once stripped of surrounding "
+        f"white space, containing '@'; no NUL; stored lower-cased, which must fit "
+        f"{max_length} characters too",
+    }
 
 
 def nullable(schema: Schema) -> Schema:
@@ -63,33 +119,77 @@ def page_of(item: str) -> Schema:
         {
             "items": {"type": "array", "items": ref(item)},
             "total": integer(0),
-            "page": integer(1),
+            "page": integer(1, MAX_PAGE),
             "per_page": integer(1, 100),
         }
     )
 
 
-def json_response(description: str, schema: Schema) -> Schema:
-    return {"description": description, "content": {"application/json": {"schema": schema}}}
-
-
-ERROR_DESCRIPTIONS = {
-    400: "Body is not JSON / not application/json",
-    404: "Unknown id in the path",
-    409: "A domain rule refuses the change",
-    422: "Invalid input; `fields` names each bad field",
-    503: "The database is unreachable",
+ETAG_HEADER: Schema = {
+    "description": 'The version of the product or customer, a strong entity tag ("3"). '
+    "Send it back in If-Match to write only if nobody changed it since.",
+    "schema": {"type": "string", "pattern": '^"[0-9]+"$'},
 }
 
 
-def responses(status: int, description: str, schema: Schema | None, *errors: int) -> Schema:
+def json_response(description: str, schema: Schema, *, etag: bool = False) -> Schema:
+    response: Schema = {
+        "description": description,
+        "content": {"application/json": {"schema": schema}},
+    }
+    if etag:
+        response["headers"] = {"ETag": ETAG_HEADER}
+    return response
+
+
+ERROR_DESCRIPTIONS = {
+    400: "Body is not JSON, not application/json, or nested too deeply",
+    404: "Unknown id in the path",
+    409: "A domain rule refuses the change (`conflict`), or another request changed the "
+    "same data first (`concurrency_conflict`: reload and retry)",
+    412: "If-Match names none of the current version (`precondition_failed`): reload and retry",
+    413: "Body larger than the server's limit (`payload_too_large`, 1 MiB by default)",
+    422: "Invalid input; `fields` names each bad field",
+    503: "The database is unreachable",
+}
+#: What a 503 means on a write: the write guard (strict) refusing the legacy path.
+WRITE_UNAVAILABLE = (
+    "The write guard (strict mode) refuses a write that bypasses the commands "
+    "(`unguarded_write`); nothing was written"
+)
+
+
+def responses(
+    status: int, description: str, schema: Schema | None, *errors: int, etag: bool = False
+) -> Schema:
     result: Schema = {
-        str(status): json_response(description, schema)
+        str(status): json_response(description, schema, etag=etag)
         if schema is not None
         else {"description": description}
     }
     for code in errors:
         result[str(code)] = json_response(ERROR_DESCRIPTIONS[code], ref("Error"))
+    return result
+
+
+def write_responses(
+    status: int,
+    description: str,
+    schema: Schema | None,
+    *errors: int,
+    body: bool = False,
+    conditional: bool = False,
+    etag: bool = False,
+) -> Schema:
+    """The answers of a write: its own, plus what any write can answer (409 for a lost
+    race, 503 from a strict write guard), with a body 400/413/422, with If-Match 412."""
+    codes = set(errors) | {409}
+    if body:
+        codes |= {400, 413, 422}
+    if conditional:
+        codes.add(412)
+    result = responses(status, description, schema, *sorted(codes), etag=etag)
+    result["503"] = json_response(WRITE_UNAVAILABLE, ref("Error"))
     return result
 
 
@@ -107,8 +207,18 @@ def query(name: str, schema: Schema, description: str) -> Schema:
     }
 
 
+IF_MATCH: Schema = {
+    "name": "If-Match",
+    "in": "header",
+    "required": False,
+    "schema": {"type": "string"},
+    "description": "Write only if the resource is still at one of these versions: its ETag "
+    '("3"), or a list ("2", "3"). "*" or no header: write unconditionally. Weak tags '
+    "(W/...) never match. Otherwise 412, and nothing is written.",
+}
+
 PAGINATION = [
-    query("page", {**integer(1), "default": 1}, "Page number, from 1"),
+    query("page", {**integer(1, MAX_PAGE), "default": 1}, "Page number, from 1"),
     query("per_page", {**integer(1, 100), "default": 20}, "Items per page"),
 ]
 
@@ -149,8 +259,12 @@ SCHEMAS: dict[str, Schema] = {
                             "not_found",
                             "method_not_allowed",
                             "conflict",
+                            "concurrency_conflict",
+                            "precondition_failed",
+                            "payload_too_large",
                             "validation_error",
                             "service_unavailable",
+                            "unguarded_write",
                         ],
                     },
                     "message": {"type": "string"},
@@ -311,39 +425,52 @@ SCHEMAS: dict[str, Schema] = {
 }
 
 # --- request bodies --------------------------------------------------------------------------
+# Integers are JSON numbers: 5.0 is the integer 5 (as in JSON Schema), 5.5 is refused.
 
 PRODUCT_FIELDS: dict[str, Schema] = {
-    "sku": string(1, 40),
-    "name": string(1, 200),
-    "price_cents": integer(0),
-    "category_id": integer(),
-    "description": string(max_length=5000),
+    "sku": text(1, 40),
+    "name": text(1, 200),
+    "price_cents": integer(0, MAX_DB_INT),
+    "category_id": {**db_id(), "description": "Must be an existing category (else 422)"},
+    "description": text(0, 5000),
 }
 CREATE_PRODUCT = body(
-    {**PRODUCT_FIELDS, "stock": {**integer(0), "default": 0}},
+    {**PRODUCT_FIELDS, "stock": {**integer(0, MAX_DB_INT), "default": 0}},
     optional=("description", "stock"),
 )
 UPDATE_PRODUCT = {**body(PRODUCT_FIELDS, optional=tuple(PRODUCT_FIELDS)), "minProperties": 1}
 RESTOCK = body({"quantity": integer(1, 1_000_000)})
 CREATE_REVIEW = body(
-    {"rating": integer(1, 5), "body": string(max_length=5000), "customer_id": integer()},
+    {
+        "rating": integer(1, 5),
+        "body": text(0, 5000),
+        "customer_id": {**db_id(), "description": "Must be an existing customer (else 422)"},
+    },
     optional=("body", "customer_id"),
 )
-CREATE_CATEGORY = body({"name": string(1, 80)})
+CREATE_CATEGORY = body({"name": text(1, 80)})
 CUSTOMER_FIELDS: dict[str, Schema] = {
-    "email": {**string(3, 254), "pattern": "@"},
-    "name": string(1, 200),
+    "email": email_text(3, 254),
+    "name": text(1, 200),
 }
 CREATE_CUSTOMER = body(CUSTOMER_FIELDS)
 UPDATE_CUSTOMER = {**body(CUSTOMER_FIELDS, optional=tuple(CUSTOMER_FIELDS)), "minProperties": 1}
 CREATE_ORDER = body(
     {
-        "customer_id": integer(),
+        "customer_id": {**db_id(), "description": "Must be an existing customer (else 422)"},
         "lines": {
             "type": "array",
             "minItems": 1,
             "maxItems": 100,
-            "items": body({"product_id": integer(), "quantity": integer(1, 1000)}),
+            "items": body(
+                {
+                    "product_id": {
+                        **db_id(),
+                        "description": "An existing product, at most once per order (else 422)",
+                    },
+                    "quantity": integer(1, 1000),
+                }
+            ),
         },
     }
 )
@@ -355,12 +482,13 @@ CUSTOMER_ID = path_param("customer_id")
 ORDER_ID = path_param("order_id")
 DAYS = query("days", {**integer(1, 3650), "default": 30}, "Last N calendar days in UTC")
 PRODUCT_SORTS = ["name", "-name", "price", "-price", "rating", "popularity"]
+SEARCH = text(0, 200)
 
 
 def order_transition(name: str, summary: str) -> Schema:
     return operation(
         f"{name}Order", summary, "orders",
-        responses(200, "The order after the transition", ref("Order"), 404, 409),
+        write_responses(200, "The order after the transition", ref("Order"), 404),
         parameters=[ORDER_ID],
     )  # fmt: skip
 
@@ -371,8 +499,8 @@ PATHS: dict[str, Schema] = {
             "listProducts", "The catalog", "products",
             responses(200, "A page of products", ref("ProductPage"), 422),
             parameters=[
-                query("category", integer(), "Category id"),
-                query("q", string(max_length=200), "Substring of name or sku, any case"),
+                query("category", db_id(), "Category id"),
+                query("q", SEARCH, "Substring of name or sku, any case; empty: no filter"),
                 query("in_stock", {"type": "string", "enum": ["true", "false"]},
                       "true: stock > 0; false: stock = 0"),
                 query("sort", {"type": "string", "enum": PRODUCT_SORTS, "default": "name"},
@@ -382,32 +510,34 @@ PATHS: dict[str, Schema] = {
         ),
         "post": operation(
             "createProduct", "Add a product", "products",
-            responses(201, "The new product", ref("Product"), 400, 409, 422),
+            write_responses(201, "The new product", ref("Product"), body=True, etag=True),
             request=CREATE_PRODUCT,
         ),
     },
     "/api/products/{product_id}": {
         "get": operation(
             "getProduct", "One product", "products",
-            responses(200, "The product", ref("Product"), 404),
+            responses(200, "The product", ref("Product"), 404, etag=True),
             parameters=[PRODUCT_ID],
         ),
         "patch": operation(
             "updateProduct", "Change a product (not its stock)", "products",
-            responses(200, "The product", ref("Product"), 400, 404, 409, 422),
-            parameters=[PRODUCT_ID], request=UPDATE_PRODUCT,
+            write_responses(200, "The product", ref("Product"), 404,
+                            body=True, conditional=True, etag=True),
+            parameters=[PRODUCT_ID, IF_MATCH], request=UPDATE_PRODUCT,
         ),
         "delete": operation(
             "deleteProduct", "Delete a product that no order references", "products",
-            responses(204, "Deleted", None, 404, 409),
-            parameters=[PRODUCT_ID],
+            write_responses(204, "Deleted", None, 404, conditional=True),
+            parameters=[PRODUCT_ID, IF_MATCH],
         ),
     },
     "/api/products/{product_id}/restock": {
         "post": operation(
             "restockProduct", "Add stock", "products",
-            responses(200, "The product", ref("Product"), 400, 404, 422),
-            parameters=[PRODUCT_ID], request=RESTOCK,
+            write_responses(200, "The product", ref("Product"), 404,
+                            body=True, conditional=True, etag=True),
+            parameters=[PRODUCT_ID, IF_MATCH], request=RESTOCK,
         ),
     },
     "/api/products/{product_id}/reviews": {
@@ -418,7 +548,7 @@ PATHS: dict[str, Schema] = {
         ),
         "post": operation(
             "createProductReview", "Review a product", "products",
-            responses(201, "The new review", ref("Review"), 400, 404, 422),
+            write_responses(201, "The new review", ref("Review"), 404, body=True),
             parameters=[PRODUCT_ID], request=CREATE_REVIEW,
         ),
     },
@@ -429,7 +559,7 @@ PATHS: dict[str, Schema] = {
         ),
         "post": operation(
             "createCategory", "Add a category", "products",
-            responses(201, "The new category", ref("Category"), 400, 409, 422),
+            write_responses(201, "The new category", ref("Category"), body=True),
             request=CREATE_CATEGORY,
         ),
     },
@@ -437,30 +567,31 @@ PATHS: dict[str, Schema] = {
         "get": operation(
             "listCustomers", "Customers by id", "customers",
             responses(200, "A page of customers", ref("CustomerPage"), 422),
-            parameters=[query("q", string(max_length=200), "Substring of name or email"),
+            parameters=[query("q", SEARCH, "Substring of name or email; empty: no filter"),
                         *PAGINATION],
         ),
         "post": operation(
             "createCustomer", "Add a customer (email is lower-cased)", "customers",
-            responses(201, "The new customer", ref("Customer"), 400, 409, 422),
+            write_responses(201, "The new customer", ref("Customer"), body=True, etag=True),
             request=CREATE_CUSTOMER,
         ),
     },
     "/api/customers/{customer_id}": {
         "get": operation(
             "getCustomer", "One customer", "customers",
-            responses(200, "The customer", ref("Customer"), 404),
+            responses(200, "The customer", ref("Customer"), 404, etag=True),
             parameters=[CUSTOMER_ID],
         ),
         "patch": operation(
             "updateCustomer", "Change email and/or name", "customers",
-            responses(200, "The customer", ref("Customer"), 400, 404, 409, 422),
-            parameters=[CUSTOMER_ID], request=UPDATE_CUSTOMER,
+            write_responses(200, "The customer", ref("Customer"), 404,
+                            body=True, conditional=True, etag=True),
+            parameters=[CUSTOMER_ID, IF_MATCH], request=UPDATE_CUSTOMER,
         ),
         "delete": operation(
             "deleteCustomer", "Delete a customer without orders", "customers",
-            responses(204, "Deleted", None, 404, 409),
-            parameters=[CUSTOMER_ID],
+            write_responses(204, "Deleted", None, 404, conditional=True),
+            parameters=[CUSTOMER_ID, IF_MATCH],
         ),
     },
     "/api/customers/{customer_id}/orders": {
@@ -480,7 +611,7 @@ PATHS: dict[str, Schema] = {
     "/api/orders": {
         "post": operation(
             "placeOrder", "Place an order; stock is taken in the same transaction", "orders",
-            responses(201, "The new order", ref("Order"), 400, 409, 422),
+            write_responses(201, "The new order", ref("Order"), body=True),
             request=CREATE_ORDER,
         ),
     },
@@ -548,7 +679,9 @@ def openapi_document() -> dict[str, Any]:
             "title": "Demo shop API",
             "version": "1.0.0",
             "description": "The contract in docs/api.md. Money is integer cents; every error "
-            "is the `Error` JSON shape, never HTML.",
+            "the app answers is the `Error` JSON shape, never HTML. (Requests whose request "
+            "line or headers exceed the server's limits are refused by gunicorn before they "
+            "reach the app, with its own HTML page: see docs/api.md.)",
         },
         "tags": [{"name": name} for name in ("products", "customers", "orders", "reports", "meta")],
         "paths": PATHS,

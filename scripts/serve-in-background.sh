@@ -16,6 +16,8 @@ SHOP_LOG="${SHOP_LOG:-${TMPDIR:-/tmp}/shop-guide.log}"
 PID_FILE="$SHOP_LOG.pid"
 SHOP_APP="${SHOP_APP:-legacy_app:create_app()}"
 URL="http://127.0.0.1:$PORT"
+# The request line and header limits docs/api.md promises (wherever this is run from).
+GUNICORN_CONFIG="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)/gunicorn.conf.py"
 
 start() {
     if [ -s "$PID_FILE" ] && kill -0 "$(cat "$PID_FILE")" 2>/dev/null; then
@@ -23,7 +25,8 @@ start() {
         return 1
     fi
     # Its own stdin/stdout/stderr: nothing of ours stays open, so `$(...)` and pipes return.
-    gunicorn --workers 2 --bind "127.0.0.1:$PORT" "$SHOP_APP" </dev/null >"$SHOP_LOG" 2>&1 &
+    gunicorn --config "$GUNICORN_CONFIG" --workers 2 --bind "127.0.0.1:$PORT" "$SHOP_APP" \
+        </dev/null >"$SHOP_LOG" 2>&1 &
     local pid=$!
     echo "$pid" >"$PID_FILE"
     for _ in $(seq 1 150); do

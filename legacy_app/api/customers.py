@@ -4,12 +4,14 @@ from __future__ import annotations
 
 from typing import Annotated, Any
 
-from flask import Blueprint
+from flask import Blueprint, Response, request
 from pydantic import AfterValidator, Field, field_validator, model_validator
 
 from ..errors import NotFound
+from ..etags import expected_versions, tagged_with_version, versioned_answer
 from ..extensions import db
 from ..fields import MAX_DB_INT, Storable
+from ..models import Customer
 from ..queries import customers as queries
 from ..services import customers as services
 from ..validation import StrictBody, page_envelope, pagination, parse_body, query_str
@@ -17,13 +19,26 @@ from ..validation import StrictBody, page_envelope, pagination, parse_body, quer
 bp = Blueprint("customers", __name__, url_prefix="/api")
 
 
+MAX_EMAIL_LENGTH = 254
+
+
 def _has_at_sign(value: str) -> str:
     if "@" not in value:
         raise ValueError("must be an email address containing '@'")
-    return value.lower()
+    lowered = value.lower()
+    # Lower-casing can lengthen text ("\u0130" becomes two code points), and the column
+    # holds 254: checked again here, or PostgreSQL would refuse the INSERT (a 500).
+    if len(lowered) > MAX_EMAIL_LENGTH:
+        raise ValueError(f"must be at most {MAX_EMAIL_LENGTH} characters once lower-cased")
+    return lowered
 
 
-Email = Annotated[str, Field(min_length=3, max_length=254), Storable, AfterValidator(_has_at_sign)]
+Email = Annotated[
+    str,
+    Field(min_length=3, max_length=MAX_EMAIL_LENGTH),
+    Storable,
+    AfterValidator(_has_at_sign),
+]
 Name = Annotated[str, Field(min_length=1, max_length=200), Storable]
 
 
@@ -58,6 +73,13 @@ def _customer_json_or_404(customer_id: int) -> dict[str, Any]:
     return found
 
 
+def customer_answer(customer_id: int, status: int = 200) -> Response:
+    """The customer's JSON with its ETag: what every endpoint answering a customer sends."""
+    return versioned_answer(
+        Customer, customer_id, lambda: _customer_json_or_404(customer_id), status
+    )
+
+
 @bp.get("/customers")
 def list_customers() -> dict[str, Any]:
     q = query_str("q")
@@ -67,29 +89,39 @@ def list_customers() -> dict[str, Any]:
 
 
 @bp.post("/customers")
-def create_customer() -> tuple[dict[str, Any], int]:
+def create_customer() -> Response:
     body = parse_body(CustomerCreate)
     customer = services.create_customer(db.session(), email=body.email, name=body.name)
+    customer_id = customer.id
     db.session.commit()
-    return _customer_json_or_404(customer.id), 201
+    return customer_answer(customer_id, 201)
 
 
 @bp.get("/customers/<int:customer_id>")
+@tagged_with_version(Customer, "customer_id")
 def get_customer(customer_id: int) -> dict[str, Any]:
     return _customer_json_or_404(customer_id)
 
 
 @bp.patch("/customers/<int:customer_id>")
-def update_customer(customer_id: int) -> dict[str, Any]:
+def update_customer(customer_id: int) -> Response:
     body = parse_body(CustomerUpdate)
-    services.update_customer(db.session(), customer_id, email=body.email, name=body.name)
+    services.update_customer(
+        db.session(),
+        customer_id,
+        email=body.email,
+        name=body.name,
+        expected_versions=expected_versions(request),
+    )
     db.session.commit()
-    return _customer_json_or_404(customer_id)
+    return customer_answer(customer_id)
 
 
 @bp.delete("/customers/<int:customer_id>")
 def delete_customer(customer_id: int) -> tuple[str, int]:
-    services.delete_customer(db.session(), customer_id)
+    services.delete_customer(
+        db.session(), customer_id, expected_versions=expected_versions(request)
+    )
     db.session.commit()
     return "", 204
 

@@ -4,14 +4,16 @@ from __future__ import annotations
 
 from typing import Annotated, Any
 
-from flask import Blueprint, Response
+from flask import Blueprint, Response, request
 from pydantic import Field, field_validator
 from sqlalchemy.orm import Session
 
 from ..errors import NotFound, Unprocessable
+from ..etags import expected_versions, tagged_with_version, versioned_answer
 from ..extensions import db
 from ..fields import MAX_DB_INT, Cents, Storable
 from ..fields import DbId as Id
+from ..models import Product
 from ..queries import catalog as queries
 from ..services import catalog as services
 from ..validation import (
@@ -86,6 +88,11 @@ def _product_json(product_id: int) -> Json:
     return product
 
 
+def product_answer(product_id: int, status: int = 200) -> Response:
+    """The product's JSON with its ETag: what every endpoint answering a product sends."""
+    return versioned_answer(Product, product_id, lambda: _product_json(product_id), status)
+
+
 @bp.get("/products")
 def list_products() -> Json:
     # 0 is never a valid id, so it stands for "no category filter" when the param is absent.
@@ -104,40 +111,48 @@ def list_products() -> Json:
 
 
 @bp.post("/products")
-def create_product() -> tuple[Json, int]:
+def create_product() -> Response:
     body = parse_body(CreateProductBody)
     product = services.create_product(_session(), **body.model_dump())
     product_id = product.id
     _session().commit()
-    return _product_json(product_id), 201
+    return product_answer(product_id, 201)
 
 
 @bp.get("/products/<int:product_id>")
+@tagged_with_version(Product, "product_id")
 def get_product(product_id: int) -> Json:
     return _product_json(product_id)
 
 
 @bp.patch("/products/<int:product_id>")
-def update_product(product_id: int) -> Json:
+def update_product(product_id: int) -> Response:
     body = parse_body(UpdateProductBody)
-    services.update_product(_session(), product_id, **body.model_dump(exclude_unset=True))
+    services.update_product(
+        _session(),
+        product_id,
+        expected_versions=expected_versions(request),
+        **body.model_dump(exclude_unset=True),
+    )
     _session().commit()
-    return _product_json(product_id)
+    return product_answer(product_id)
 
 
 @bp.delete("/products/<int:product_id>")
 def delete_product(product_id: int) -> Response:
-    services.delete_product(_session(), product_id)
+    services.delete_product(_session(), product_id, expected_versions=expected_versions(request))
     _session().commit()
     return Response(status=204)
 
 
 @bp.post("/products/<int:product_id>/restock")
-def restock_product(product_id: int) -> Json:
+def restock_product(product_id: int) -> Response:
     body = parse_body(RestockBody)
-    services.restock(_session(), product_id, body.quantity)
+    services.restock(
+        _session(), product_id, body.quantity, expected_versions=expected_versions(request)
+    )
     _session().commit()
-    return _product_json(product_id)
+    return product_answer(product_id)
 
 
 @bp.get("/products/<int:product_id>/reviews")

@@ -26,6 +26,8 @@ Email = Annotated[str, Field(min_length=3, max_length=254), Storable]
 #: Path ids come from Flask's ``<int:...>`` converter unbounded; the services answer 404
 #: for ids beyond the column's range, so commands accept any int there.
 PathId = int
+#: A conditional write (HTTP If-Match): the versions it may overwrite; None: any.
+ExpectedVersions = frozenset[int] | None
 
 
 # -- catalog -------------------------------------------------------------------------------
@@ -49,15 +51,18 @@ class UpdateProduct(Command):
     price_cents: Cents | None = None
     category_id: DbId | None = None
     description: Description | None = None
+    expected_versions: ExpectedVersions = None
 
 
 class DeleteProduct(Command):
     product_id: PathId
+    expected_versions: ExpectedVersions = None
 
 
 class RestockProduct(Command):
     product_id: PathId
     quantity: Annotated[int, Field(ge=1, le=1_000_000)]
+    expected_versions: ExpectedVersions = None
 
 
 class AddReview(Command):
@@ -83,10 +88,12 @@ class UpdateCustomer(Command):
     customer_id: PathId
     email: Email | None = None
     name: Name | None = None
+    expected_versions: ExpectedVersions = None
 
 
 class DeleteCustomer(Command):
     customer_id: PathId
+    expected_versions: ExpectedVersions = None
 
 
 # -- orders --------------------------------------------------------------------------------

