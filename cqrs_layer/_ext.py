@@ -10,14 +10,14 @@ construction, else ``current_app``.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any, TypeVar
 
 from flask import Flask
 from flask.typing import ResponseReturnValue
 from flask_sqlalchemy import SQLAlchemy
 
-from .core import correlation
+from .core import correlation, own_changes
 from .core.errors import (
     CommandRejected,
     UnguardedWriteError,
@@ -31,8 +31,12 @@ from .core.settings import Settings
 from .ops.admin_api import blueprint as admin_blueprint
 from .ops.cli import cqrs_cli
 from .ops.context import EXTENSION_KEY, Toolkit, toolkit_of
-from .read.projections import Projection, ProjectionDispatcher
+from .read import keeping
+from .read.capture import CaptureStatus
+from .read.projections import NO_PROJECTIONS, Projection, ProjectionDispatcher
 from .read.queries import QueryBus, QueryHandler
+from .read.refresh import Refresher
+from .rollout.catch_up import CatchUp
 from .rollout.changes import StageChanges
 from .rollout.comparisons import Comparisons
 from .rollout.demotion import Demotion
@@ -44,6 +48,7 @@ from .rollout.routing import Build, Respond, Router, ViewDecorator, mark_served_
 from .write import guard
 from .write.bus import CommandBus, CommandHandler
 from .write.middleware import standard_pipeline
+from .write.writers import WriterLog
 
 H = TypeVar("H", bound=Callable[..., Any])
 
@@ -74,29 +79,61 @@ class CQRS:
             engine = db.engine
             engines = list(db.engines.values())
 
+        for each in engines:
+            own_changes.install(each)
         registry = Registry()
-        projections = ProjectionDispatcher()
-        write_guard = guard.WriteGuard(app, settings.write_guard)
+        captured = CaptureStatus(engine, lambda: registry.read_models)
+        projections = ProjectionDispatcher(
+            kept_by_capture=captured.kept, timeout_ms=settings.refresh_timeout_ms
+        )
+        writer_log = WriterLog(engine)
+        background: list[Comparisons] = []  # filled below: the guard records through it
+        write_guard = guard.WriteGuard(
+            app,
+            settings.write_guard,
+            lambda: _columns_read(registry, captured),
+            lambda: _columns_read(registry, None),
+            lambda *writer: background[0].pool().submit(lambda: writer_log.record(*writer)),
+        )
         guard.install(write_guard, db.session.session_factory.class_, engines)
         flags = FlagStore(engine, registry, settings)
         history = ComparisonHistory(engine, settings.comparison_history)
-        gate = Gate(registry, engine, flags, history, write_guard.learned, settings)
+        gate = Gate(
+            registry,
+            engine,
+            flags,
+            history,
+            lambda: _merged(writer_log.learned(), write_guard.learned()),
+            lambda name: captured.kept(name, fresh=True),
+            settings,
+        )
         changes = StageChanges(registry, flags, gate)
         demotion = Demotion(flags, changes, history, settings)
         render_error = _error_renderer(settings)
-        command_bus = CommandBus(standard_pipeline(db.session, projections))
+        applied = projections if settings.inline_projections else NO_PROJECTIONS
+        command_bus = CommandBus(standard_pipeline(db.session, applied))
         query_bus = QueryBus(lambda: db.session.connection())
-        comparisons = Comparisons(app, db.session, history, settings, demotion.check)
+        comparisons = Comparisons(app, db.session, engine, history, settings, demotion.check)
+        background.append(comparisons)
+        refresher = Refresher(lambda: registry.read_models)
+        catch_up = CatchUp(refresher, engine, comparisons.pool)
+        keeping.install(
+            app,
+            db.session.session_factory.class_,
+            keeping.Keeper(refresher, settings.refresh_timeout_ms, catch_up.ask),
+        )
         router = Router(
             app,
             registry,
             flags,
             settings,
             db.session,
+            engine,
             command_bus,
             query_bus,
             comparisons,
             render_error,
+            catch_up.ask,
         )
         app.extensions[EXTENSION_KEY] = Toolkit(
             settings=settings,
@@ -129,9 +166,7 @@ class CQRS:
     # ------------------------------------------------------------ declarations
 
     def register_read_model(self, read_model: ReadModel, *, app: Flask | None = None) -> None:
-        toolkit = self._toolkit(app)
-        toolkit.registry.add_read_model(read_model)
-        toolkit.guard.guard_tables(read_model.depends_on)
+        self._toolkit(app).registry.add_read_model(read_model)
 
     def register_projection(self, projection: Projection, *, app: Flask | None = None) -> None:
         """Apply ``projection`` inline in every command's transaction; its read models
@@ -223,6 +258,26 @@ class CQRS:
 
     def ask(self, query: Query, *, app: Flask | None = None) -> Any:
         return self._toolkit(app).query_bus.ask(query)
+
+
+def _columns_read(registry: Registry, captured: CaptureStatus | None) -> dict[str, frozenset[str]]:
+    """The columns the read models read (with ``captured``: only those without change
+    capture, whose writers outside a command no event tells them about)."""
+    watched: dict[str, set[str]] = {}
+    for name, model in registry.read_models.items():
+        if captured is not None and captured.kept(name):
+            continue
+        for table, columns in model.lineage.columns.items():
+            watched.setdefault(table, set()).update(columns)
+    return {table: frozenset(columns) for table, columns in watched.items()}
+
+
+def _merged(*learned: Mapping[str, frozenset[str]]) -> dict[str, frozenset[str]]:
+    merged: dict[str, frozenset[str]] = {}
+    for each in learned:
+        for endpoint, tables in each.items():
+            merged[endpoint] = merged.get(endpoint, frozenset()) | tables
+    return merged
 
 
 def _error_renderer(settings: Settings) -> Callable[[CommandRejected], ResponseReturnValue]:

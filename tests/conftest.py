@@ -14,13 +14,13 @@ from typing import Any
 import pytest
 from flask import Flask
 from flask.testing import FlaskClient, FlaskCliRunner
-from sqlalchemy import text
 
-from cqrs_layer import allow_unguarded_writes
+from cqrs_layer.schema import install_capture
+from legacy_app.cqrs.read_models import READ_MODELS
 from legacy_app.cqrs.schema import cqrs_metadata
 from legacy_app.extensions import db
 
-from .databases import backends, temporary_postgres_database
+from .databases import backends, empty_tables, temporary_postgres_database
 from .variants import LEGACY, Variant
 
 pytest_plugins = ["cqrs_layer.testing.plugin"]
@@ -67,38 +67,17 @@ _created: set[str] = set()
 
 
 def _create_tables_once(database_url: str) -> None:
+    """The tables, and the read models' change capture, as the migrations make them."""
     if database_url not in _created:
         for metadata in ALL_METADATA:
             metadata.create_all(db.engine)
+        with db.engine.begin() as connection:
+            install_capture(connection, *READ_MODELS)
         _created.add(database_url)
 
 
 def _empty_all_tables() -> None:
-    """Delete every row and restart ids, so known-data tests see ids 1, 2, 3...
-
-    Only the tables holding rows are emptied: on PostgreSQL a TRUNCATE costs per table, and
-    a test touches a handful of the thirty.
-    """
-    tables = [t for metadata in ALL_METADATA for t in reversed(metadata.sorted_tables)]
-    with allow_unguarded_writes(), db.engine.begin() as conn:
-        if conn.dialect.name == "postgresql":
-            probe = " UNION ALL ".join(
-                f"SELECT '{t.name}' WHERE EXISTS (SELECT 1 FROM \"{t.name}\")" for t in tables
-            )
-            used = [row[0] for row in conn.execute(text(probe))]
-            if used:
-                names = ", ".join(f'"{name}"' for name in used)
-                conn.execute(text(f"TRUNCATE {names} CASCADE"))
-            # Every sequence a test advanced, even by an insert that was rolled back.
-            conn.execute(
-                text(
-                    "SELECT setval(format('%I.%I', schemaname, sequencename), 1, false)"
-                    " FROM pg_sequences WHERE last_value IS NOT NULL"
-                )
-            )
-        else:
-            for table in tables:
-                conn.execute(table.delete())
+    empty_tables(db.engine, ALL_METADATA)
 
 
 @pytest.fixture

@@ -58,6 +58,9 @@ class Settings(BaseModel):
 
     # -- the write side
     write_guard: GuardMode = Field("warn", alias="CQRS_WRITE_GUARD")
+    #: Apply the registered (hand-written) projections inside commands; off, every read
+    #: model is kept by refresh-by-key alone.
+    inline_projections: bool = Field(True, alias="CQRS_INLINE_PROJECTIONS")
     #: Renders a refusal (``CommandRejected``) as a response: a callable or "module:function".
     error_renderer: ImportString[Callable[..., Any]] | None = Field(
         None, alias="CQRS_ERROR_RENDERER"
@@ -74,6 +77,9 @@ class Settings(BaseModel):
 
     # -- time budgets
     read_timeout_ms: float = Field(500, gt=0, le=600_000, alias="CQRS_READ_TIMEOUT_MS")
+    #: How long a write may spend refreshing its read models (locks included) before it
+    #: gives up and commits without them (they stay pending; reads fall back meanwhile).
+    refresh_timeout_ms: float = Field(200, gt=0, le=60_000, alias="CQRS_REFRESH_TIMEOUT_MS")
     comparison_timeout_ms: float = Field(2000, gt=0, le=600_000, alias="CQRS_COMPARISON_TIMEOUT_MS")
 
     # -- comparisons: the pool, the history, and the judgement over the newest ones

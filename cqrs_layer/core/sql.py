@@ -122,8 +122,9 @@ def _primary_key(table: Table) -> tuple[str, ...]:
 
 
 @contextmanager
-def write_locked(engine: Engine, table: Table) -> Iterator[Connection]:
-    """A transaction in which no other transaction can write ``table`` until it ends.
+def write_locked(engine: Engine, table: Table | None) -> Iterator[Connection]:
+    """A transaction in which no other transaction can write ``table`` until it ends
+    (with ``table`` None: a write transaction, taking no table lock on PostgreSQL).
 
     Rebuilding or repairing a read model must not race the inline projections of
     concurrent commands, or a command's change could be overwritten by rows computed
@@ -152,8 +153,9 @@ def write_locked(engine: Engine, table: Table) -> Iterator[Connection]:
             connection.exec_driver_sql("COMMIT")
     elif name == "postgresql":
         with engine.begin() as connection:
-            quoted = connection.dialect.identifier_preparer.format_table(table)
-            connection.exec_driver_sql(f"LOCK TABLE {quoted} IN SHARE ROW EXCLUSIVE MODE")
+            if table is not None:
+                quoted = connection.dialect.identifier_preparer.format_table(table)
+                connection.exec_driver_sql(f"LOCK TABLE {quoted} IN SHARE ROW EXCLUSIVE MODE")
             yield connection
     else:
         raise NotImplementedError(f"cqrs_layer.sql supports {SUPPORTED_DIALECTS}, not {name!r}")
@@ -244,3 +246,21 @@ def _returns_rows(context: Any) -> bool:
     compiled = context.compiled
     returning = compiled is not None and bool(getattr(compiled, "effective_returning", None))
     return not plain_dml or returning
+
+
+def bound_waits(connection: Connection, timeout_ms: float) -> None:
+    """From here to the end of the transaction (or of the savepoint it runs in), give up
+    on a lock, or a statement, after ``timeout_ms`` (PostgreSQL). SQLite needs none: a
+    writing transaction there already holds the database's only write lock. Returns no
+    rows, so it can go out in a batch of statements (:func:`batched_round_trips`)."""
+    if connection.dialect.name == "postgresql":
+        value = f"'{max(1, int(timeout_ms))}ms'"
+        connection.exec_driver_sql(f"SET LOCAL lock_timeout = {value}")
+        connection.exec_driver_sql(f"SET LOCAL statement_timeout = {value}")
+
+
+def unbound_waits(connection: Connection) -> None:
+    """Undo :func:`bound_waits` for the rest of the transaction."""
+    if connection.dialect.name == "postgresql":
+        connection.exec_driver_sql("SET LOCAL lock_timeout TO DEFAULT")
+        connection.exec_driver_sql("SET LOCAL statement_timeout TO DEFAULT")

@@ -130,3 +130,43 @@ comparisons = Table(
     Column("diff", JSON, nullable=True),  # {"entries": [...], "truncated": bool}
     Index("ix_cqrs_comparisons_endpoint_id", "endpoint", "id"),
 )
+
+#: Read-model keys whose rows must be recomputed, recorded by the capture triggers in the
+#: writing transaction (see :mod:`cqrs_layer.read.capture`). ``key`` is a JSON array of
+#: the refresh-key values, NULL for "every key" (a TRUNCATE); ``txid`` the writing
+#: transaction (PostgreSQL), so a transaction can find its own. A row that commits is a
+#: change not applied yet: reads of that model fall back to legacy until it is refreshed.
+changes = Table(
+    "cqrs_changes",
+    metadata,
+    Column("id", Position, primary_key=True, autoincrement=True),
+    Column("model", String(100), nullable=False),
+    Column("key", Text, nullable=True),
+    Column("txid", BigInteger, nullable=True),
+    Index("ix_cqrs_changes_model_id", "model", "id"),
+    Index("ix_cqrs_changes_txid", "txid"),
+)
+
+#: Which read models have change capture installed, and from which declaration
+#: (``fingerprint``: a hash of the generated triggers; a stale one says "migrate").
+captures = Table(
+    "cqrs_captures",
+    metadata,
+    Column("model", String(100), primary_key=True),
+    Column("fingerprint", String(64), nullable=False),
+    Column("installed_at", DateTime, nullable=False),  # naive UTC
+)
+
+#: Which endpoint was seen writing which source table of a read model kept only by
+#: hand-written projections, inside a command or not: what the promotion gate knows of
+#: writers, shared by every process (the write guard adds a row the first time a process
+#: sees a pair).
+writers = Table(
+    "cqrs_writers",
+    metadata,
+    Column("endpoint", String(200), nullable=False),
+    Column("table_name", String(200), nullable=False),
+    Column("inside_command", Boolean, nullable=False),
+    Column("first_seen", DateTime, nullable=False),  # naive UTC
+    PrimaryKeyConstraint("endpoint", "table_name", "inside_command"),
+)

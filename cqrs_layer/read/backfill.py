@@ -40,6 +40,7 @@ from sqlalchemy import Column, Connection, Engine, MetaData, Table, delete, func
 
 from ..core.read_model import ReadModel
 from ..core.sql import refresh_statistics, write_locked
+from ..core.tables import changes
 
 #: Called as ``progress(model_name, phase)`` when a phase starts. Phases, in order:
 #: "lock" (waiting for the write lock), "build" (filling the build table), "swap"
@@ -66,6 +67,11 @@ def backfill(
     columns = source_columns(read_model)
     report(read_model.name, "lock")
     with write_locked(engine, read_model.table) as connection:
+        # The changes recorded so far are all in what the source reads next, so they are
+        # applied by this rebuild; any committed after stay pending (and are recomputed).
+        applied = list(
+            connection.scalars(select(changes.c.id).where(changes.c.model == read_model.name))
+        )
         report(read_model.name, "build")
         build = _create_build_table(connection, read_model.table, columns)
         connection.execute(insert(build).from_select(columns, source))
@@ -75,6 +81,9 @@ def backfill(
         # Counted, not taken from rowcount: psycopg reports -1 for INSERT ... SELECT.
         rows = connection.execute(select(func.count()).select_from(build)).scalar_one()
         build.drop(connection)
+        for start in range(0, len(applied), 1000):
+            chunk = applied[start : start + 1000]
+            connection.execute(delete(changes).where(changes.c.id.in_(chunk)))
         report(read_model.name, "analyze")
         refresh_statistics(connection, read_model.table)
         report(read_model.name, "commit")

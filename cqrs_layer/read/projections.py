@@ -5,10 +5,12 @@ event to the projections that handle its type. It is called directly by the unit
 (not through a blinker signal, whose receivers are weak and unordered), so its failure
 policy is the one written here:
 
-* Inline projections are part of the write. They run in the command's transaction, and a
-  handler that raises propagates out of :meth:`ProjectionDispatcher.apply`, so the command
-  aborts and nothing it wrote commits. A broken projection therefore fails loudly; it can
-  never leave the read model silently behind the source tables.
+* Inline projections run in the command's transaction. For a read model kept by them
+  alone, they are part of the write: a handler that raises propagates out of
+  :meth:`ProjectionDispatcher.apply`, the command aborts and nothing it wrote commits, so
+  a broken projection can never leave that read model silently behind. For read models
+  with change capture they are an optimisation, isolated in a savepoint: if they fail,
+  refresh-by-key keeps the read model exact instead, and the write goes on.
 * Each (projection, position) is applied at most once: before any handler runs, the
   tracking rows of every (projection, position) pair in the batch are inserted in ONE
   ``INSERT ... ON CONFLICT DO NOTHING RETURNING`` in the same transaction as the
@@ -20,16 +22,20 @@ policy is the one written here:
 from __future__ import annotations
 
 import functools
+import logging
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any, TypeVar
 
-from sqlalchemy import Connection, Executable
+from sqlalchemy import Connection, Executable, delete
 
 from ..core.messages import Event, StoredEvent
+from ..core.own_changes import own_condition
 from ..core.read_model import ReadModel
-from ..core.sql import batched_round_trips, dialect_insert_for
-from ..core.tables import projection_tracking
+from ..core.sql import batched_round_trips, bound_waits, dialect_insert_for, unbound_waits
+from ..core.tables import changes, projection_tracking
+
+log = logging.getLogger(__name__)
 
 E = TypeVar("E", bound=Event)
 Handler = Callable[[Any, "ProjectionContext"], None]
@@ -98,7 +104,18 @@ class Projection:
 class ProjectionDispatcher:
     """Routes stored events to projections, at most once per (projection, position)."""
 
-    def __init__(self, projections: Iterable[Projection] = ()) -> None:
+    def __init__(
+        self,
+        projections: Iterable[Projection] = (),
+        *,
+        kept_by_capture: Callable[[str], bool] = lambda _name: False,
+        timeout_ms: float = 200,
+    ) -> None:
+        """``kept_by_capture``: whether a read model has change capture installed, so a
+        failed projection can be left to refresh-by-key instead of failing the write;
+        ``timeout_ms``: how long such isolated projections may wait for a lock."""
+        self._kept_by_capture = kept_by_capture
+        self._timeout_ms = timeout_ms
         self._projections: dict[str, Projection] = {}
         for projection in projections:
             self.add(projection)
@@ -120,11 +137,72 @@ class ProjectionDispatcher:
         """Apply events inline, in the caller's (the command's) transaction; returns how
         many (projection, event) pairs were newly applied.
 
-        Raises whatever a handler raised (with a note naming the projection and position):
-        the caller must roll back, which also removes the tracking rows written here.
+        When a read model the batch's projections maintain has no change capture, a
+        failing handler fails the write: it raises (with a note naming the projection and
+        position) and the caller must roll back, which also removes the tracking rows;
+        nothing else would ever bring that read model up to date. When every such read
+        model has capture, the projections run in a savepoint with short lock and
+        statement timeouts, and if they fail (a read-model table gone, locked, a bug)
+        only the savepoint is rolled back: the write goes on, and the keys the capture
+        recorded are recomputed by the refresh before commit, or left pending.
         Events already applied are skipped.
+
+        A projection that handles every event of the batch has made its read models
+        current: the keys the capture triggers recorded for them in this transaction are
+        forgotten, so the refresh before commit does not recompute what it just wrote.
+        (That is the contract of a hand-written projection: a command's events say all it
+        changed in the projection's sources.)
         """
-        return self._dispatch(connection, stored_events, self._projections.values())
+        involved = self._involved(stored_events)
+        if involved is None:
+            return 0
+        if not involved or not all(self._kept_by_capture(model) for model in involved):
+            applied = self._dispatch(connection, stored_events, self._projections.values())
+        else:
+            savepoint = connection.begin_nested()
+            try:
+                bound_waits(connection, self._timeout_ms)
+                applied = self._dispatch(connection, stored_events, self._projections.values())
+                unbound_waits(connection)
+                savepoint.commit()
+            except Exception:
+                savepoint.rollback()
+                log.exception(
+                    "projections failed; their read models (%s) are refreshed by key instead",
+                    ", ".join(sorted(involved)),
+                )
+                return 0
+        covered = self.covered_read_models(stored_events)
+        condition = own_condition(connection)
+        if covered and condition is not None:
+            connection.execute(
+                delete(changes).where(changes.c.model.in_(sorted(covered)), condition)
+            )
+        return applied
+
+    def _involved(self, stored_events: Sequence[StoredEvent]) -> set[str] | None:
+        """The read models of the projections handling any event of the batch; None when
+        no projection handles one, empty when one declares no read model (nothing can
+        then be left to refresh-by-key)."""
+        types = {stored.event_type for stored in stored_events}
+        handling = [p for p in self._projections.values() if types & p.handled_event_types]
+        if not handling:
+            return None
+        if not all(projection.read_models for projection in handling):
+            return set()
+        return {model.name for projection in handling for model in projection.read_models}
+
+    def covered_read_models(self, stored_events: Sequence[StoredEvent]) -> set[str]:
+        """The read models of the projections that handle every event in the batch."""
+        types = {stored.event_type for stored in stored_events}
+        if not types:
+            return set()
+        return {
+            model.name
+            for projection in self._projections.values()
+            if types <= projection.handled_event_types
+            for model in projection.read_models
+        }
 
     def _dispatch(
         self,
@@ -218,3 +296,14 @@ def _claim_statement(dialect: str) -> Executable:
         .on_conflict_do_nothing(index_elements=[tracking.projection, tracking.position])
         .returning(tracking.projection, tracking.position)
     )
+
+
+class _NoProjections:
+    """What commands apply when ``CQRS_INLINE_PROJECTIONS`` is off: nothing, so every
+    read model is kept by refresh-by-key alone."""
+
+    def apply(self, connection: Connection, stored_events: Sequence[StoredEvent]) -> int:
+        return 0
+
+
+NO_PROJECTIONS = _NoProjections()

@@ -22,21 +22,34 @@ import os
 import sys
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
+from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any
 
 from flask import Flask, Request, request
-from sqlalchemy.orm import scoped_session
+from sqlalchemy import Connection, Engine
+from sqlalchemy.orm import Session, scoped_session
 from werkzeug.exceptions import HTTPException
 from werkzeug.wrappers import Response as BaseResponse
 
 from ..core import metrics
 from ..core.settings import Settings
+from ..read.refresh import pending_models
 from .deadline import Deadline, DeadlineExceeded, enforced
 from .diff import Answer, ComparisonOptions, Diff, diff_answers
-from .history import ERROR, FALLBACK, MATCH, MISMATCH, TIMEOUT, ComparisonHistory, ComparisonResult
+from .history import (
+    CHANGED,
+    ERROR,
+    FALLBACK,
+    MATCH,
+    MISMATCH,
+    STALE,
+    TIMEOUT,
+    ComparisonHistory,
+    ComparisonResult,
+)
 
 log = logging.getLogger(__name__)
 
@@ -214,9 +227,13 @@ class Comparison:
     served_by: str  # LEGACY or READ_MODEL
     request: RequestCopy
     served: Observation
-    #: The view of the path that did not serve, and how its answer is diffed.
+    #: The views of the path that served and of the other one, and how answers are diffed.
+    served_view: Callable[..., Any]
     other_view: Callable[..., Any]
     options: ComparisonOptions
+    #: The read models the new path reads: a comparison while they have changes pending
+    #: would judge a read model that is correctly known to be behind.
+    read_models: tuple[str, ...] = ()
 
 
 class Comparisons:
@@ -226,12 +243,14 @@ class Comparisons:
         self,
         app: Flask,
         session: scoped_session[Any],
+        engine: Engine,
         history: ComparisonHistory,
         settings: Settings,
         after_record: AfterRecord,
     ) -> None:
         self._app = app
         self._session = session
+        self._engine = engine
         self._history = history
         self._settings = settings
         self._after_record = after_record
@@ -267,9 +286,17 @@ class Comparisons:
         return self.pool().submit(lambda: self.save(row))
 
     def run(self, comparison: Comparison) -> None:
+        """Run the other path and judge its answer against the served one.
+
+        Both paths must be judged on the same state: the served answer is from the moment
+        it was served, so a write committed since shows up as a difference. So the other
+        path runs in one read-only snapshot, and on a difference the served path runs
+        again in that same snapshot: if the two then agree, the data changed in between
+        (``changed``, not the read model's fault); if they still differ, it is a mismatch,
+        with their difference. A read model with changes pending is not judged (``stale``).
+        """
         app = self._app
         budget = self._settings.comparison_timeout_ms
-        serving_new = comparison.served_by == READ_MODEL
         with app.app_context(), app.request_context(comparison.request.fresh_environ()):
             rule = request.url_rule
             if rule is None or rule.endpoint != comparison.endpoint:
@@ -278,25 +305,42 @@ class Comparisons:
                     comparison.endpoint,
                 )
                 return
-            other = self.observe(comparison.other_view, budget)
-        legacy, new = (other, comparison.served) if serving_new else (comparison.served, other)
+            # Judged inside the snapshot, recorded after it: a write while it is held
+            # would wait for it (SQLite without WAL).
+            with snapshot_for(self._engine, self._session) as connection:
+                result = self._judged(comparison, connection, budget)
+        self.save(result)
+
+    def _judged(
+        self, comparison: Comparison, connection: Connection, budget: float
+    ) -> ComparisonResult:
+        if pending_models(connection, comparison.read_models):
+            return _unjudged(comparison, STALE)
+        serving_new = comparison.served_by == READ_MODEL
+        other = self.observe(comparison.other_view, budget)
+        served = comparison.served
+        legacy, new = (other, served) if serving_new else (served, other)
         outcome, diff = judge(legacy, new, comparison.options)
-        self.save(
-            ComparisonResult(
-                endpoint=comparison.endpoint,
-                stage=comparison.stage,
-                served_by=comparison.served_by,
-                outcome=outcome,
-                method=comparison.request.method,
-                path=comparison.request.path,
-                legacy_status=legacy.answer.status if legacy.answer else None,
-                new_status=new.answer.status if new.answer else None,
-                legacy_ms=legacy.ms,
-                new_ms=new.ms,
-                legacy_error=legacy.error,
-                new_error=new.error,
-                diff=diff.to_json() if diff is not None and not diff.matched else None,
-            ),
+        if outcome == MISMATCH:
+            again = self.observe(comparison.served_view, budget)
+            legacy, new = (other, again) if serving_new else (again, other)
+            outcome, diff = judge(legacy, new, comparison.options)
+            if outcome == MATCH:
+                return _unjudged(comparison, CHANGED)
+        return ComparisonResult(
+            endpoint=comparison.endpoint,
+            stage=comparison.stage,
+            served_by=comparison.served_by,
+            outcome=outcome,
+            method=comparison.request.method,
+            path=comparison.request.path,
+            legacy_status=legacy.answer.status if legacy.answer else None,
+            new_status=new.answer.status if new.answer else None,
+            legacy_ms=legacy.ms,
+            new_ms=new.ms,
+            legacy_error=legacy.error,
+            new_error=new.error,
+            diff=diff.to_json() if diff is not None and not diff.matched else None,
         )
 
     def observe(self, view: Callable[..., Any], budget_ms: float) -> Observation:
@@ -338,6 +382,51 @@ class Comparisons:
             if row.outcome != FALLBACK:  # counted by fallbacks_total already
                 metrics.comparisons_total.labels(endpoint=row.endpoint, outcome=row.outcome).inc()
             self._after_record(row.endpoint)
+
+
+def _unjudged(comparison: Comparison, outcome: str) -> ComparisonResult:
+    return ComparisonResult(
+        endpoint=comparison.endpoint,
+        stage=comparison.stage,
+        served_by=comparison.served_by,
+        outcome=outcome,
+        method=comparison.request.method,
+        path=comparison.request.path,
+    )
+
+
+@contextmanager
+def snapshot_for(engine: Engine, scoped: scoped_session[Any]) -> Iterator[Connection]:
+    """Run the block in one read-only snapshot that the app's session (its views and
+    query handlers) shares, on a connection of its own.
+
+    PostgreSQL: REPEATABLE READ, read only. SQLite: a BEGIN whose first read fixes the
+    snapshot, and ``query_only`` so a write fails instead of changing data. The app's
+    scoped session is, for this context, a session joined to that transaction through a
+    savepoint: a view's (or an error handler's) ``rollback()`` or ``commit()`` ends the
+    savepoint, never the snapshot.
+    """
+    with engine.connect() as raw:
+        sqlite = engine.dialect.name == "sqlite"
+        connection = (
+            raw
+            if sqlite
+            else raw.execution_options(isolation_level="REPEATABLE READ", postgresql_readonly=True)
+        )
+        transaction = connection.begin()
+        if sqlite:
+            connection.exec_driver_sql("BEGIN")
+            connection.exec_driver_sql("PRAGMA query_only = ON")
+        session = Session(bind=connection, join_transaction_mode="create_savepoint")
+        scoped.registry.set(session)
+        try:
+            yield connection
+        finally:
+            session.close()
+            scoped.registry.clear()
+            if sqlite:
+                connection.exec_driver_sql("PRAGMA query_only = OFF")
+            transaction.rollback()
 
 
 def judge(

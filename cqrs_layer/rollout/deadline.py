@@ -114,13 +114,18 @@ def _install_deferred_reset(engine: Engine) -> None:
 def _reset_timeout_first(
     connection: Connection,
     cursor: Any,
-    _statement: str,
+    statement: str,
     _parameters: Any,
     _context: Any,
     _executemany: bool,
 ) -> None:
+    if statement.lstrip()[:9].upper().startswith(_TRANSACTION_CONTROL):
+        return  # no time limit to lift, and after a timeout the transaction takes no SET
     if connection.connection.info.pop(_TIMEOUT_RESET_PENDING, False):
         cursor.execute("SET LOCAL statement_timeout TO DEFAULT")
+
+
+_TRANSACTION_CONTROL = ("ROLLBACK", "RELEASE", "SAVEPOINT", "COMMIT")
 
 
 def _transaction_ended(connection: Connection) -> None:

@@ -5,14 +5,17 @@ refused while
 - ``verify`` finds its read models drifting from their source tables,
 - it is not ready by :mod:`cqrs_layer.rollout.readiness` (too few comparisons, or any
   mismatch or error among the newest), or
-- a write endpoint that writes those source tables is not fully on ``command``: its
-  writes would change the source without events, so the read models would drift again.
+- one of its read models is kept by hand-written projections alone (no change capture
+  installed) and a write endpoint that writes its source tables is not fully on
+  ``command``: those writes change the source without events, so it would drift again.
+  Read models with change capture are kept exact whatever writes them: their writers
+  need not move first (:meth:`Gate.writers_of` still lists them).
 
 The endpoint -> read models link is declared (``query_endpoint(read_models=[...])``;
 undeclared means "every registered read model", the safe guess). The write endpoint ->
 tables link is declared (``command_endpoint(writes=[...])``) or learned by the write
-guard; a write endpoint with neither is assumed to write anything, so it blocks until it
-is on ``command`` or declares its tables.
+guard in any process (``cqrs_writers``); a write endpoint with neither is assumed to write
+anything, so it blocks until it is on ``command`` or declares its tables.
 """
 
 from __future__ import annotations
@@ -75,8 +78,10 @@ class Gate:
         flags: FlagStore,
         history: ComparisonHistory,
         learned_writers: LearnedWriters,
+        kept_by_capture: Callable[[str], bool],
         settings: Settings,
     ) -> None:
+        self._kept_by_capture = kept_by_capture
         self._registry = registry
         self._engine = engine
         self._flags = flags
@@ -122,7 +127,10 @@ class Gate:
                     f"{endpoint} is not ready: {judged.why} (see flask cqrs report)",
                 )
             )
-        sources = frozenset().union(*(model.depends_on for model in models))
+        projected_only = [m for m in models if not self._kept_by_capture(m.name)]
+        sources = frozenset().union(*(model.depends_on for model in projected_only))
+        if not sources:
+            return found
         with self._engine.connect() as connection:
             for writer, tables in sorted(self.writers_of(sources).items()):
                 found.extend(self._writer_blockers(connection, writer, tables))

@@ -24,6 +24,10 @@ MISMATCH = "mismatch"
 ERROR = "error"  # a path raised (after the app's error handlers had their say)
 TIMEOUT = "timeout"  # a path exceeded its time budget
 FALLBACK = "fallback"  # live: the new path failed, the legacy answer was served
+#: Not judgements of the read model, so readiness and demotion leave them out:
+STALE = "stale"  # its read models had changes not yet applied: legacy served, not compared
+CHANGED = "changed"  # the answers differed, but the data changed between them (re-run agreed)
+NOT_JUDGED = (STALE, CHANGED)
 MAX_ERROR_CHARS = 500
 
 
@@ -109,7 +113,7 @@ def window(
     ``stage`` and at or after ``since``, when given)."""
     query = select(
         comparisons.c.outcome, comparisons.c.new_error, comparisons.c.legacy_error
-    ).where(comparisons.c.endpoint == endpoint)
+    ).where(comparisons.c.endpoint == endpoint, comparisons.c.outcome.not_in(NOT_JUDGED))
     if stage is not None:
         query = query.where(comparisons.c.stage == stage)
     if since is not None:

@@ -12,23 +12,25 @@ import difflib
 import functools
 import logging
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
 from flask import Flask, Request, Response, after_this_request, current_app, request
 from flask.typing import ResponseReturnValue
 from pydantic import ValidationError
+from sqlalchemy import Engine
 from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.orm import scoped_session
-from werkzeug.exceptions import HTTPException
 
 from ..core import metrics
 from ..core.errors import CommandRejected, ValidationFailed
 from ..core.messages import Command, Query
 from ..core.registry import Endpoint, EndpointKind, Registry
 from ..core.settings import Settings
+from ..core.sql import read_snapshot
 from ..read.queries import QueryBus
+from ..read.refresh import pending_models
 from ..write import idempotency
 from ..write.bus import CommandBus
 from ..write.uow import UnitOfWork, before_commit
@@ -43,11 +45,12 @@ from .comparisons import (
     describe,
     display_path,
     elapsed_ms,
+    handled_response,
 )
 from .deadline import Deadline, DeadlineExceeded, enforced
 from .diff import ComparisonOptions
 from .flags import FlagStore
-from .history import FALLBACK, ComparisonResult
+from .history import FALLBACK, STALE, ComparisonResult
 from .stages import COMMAND, STAGES, Route, check_stage, decide, subject_reader
 
 log = logging.getLogger(__name__)
@@ -98,12 +101,16 @@ class Router:
         flags: FlagStore,
         settings: Settings,
         session: scoped_session[Any],
+        engine: Engine,
         command_bus: CommandBus,
         query_bus: QueryBus,
         comparisons: Comparisons,
         render_error: RenderError,
+        refresh_later: Callable[[Iterable[str]], object],
     ) -> None:
         self._app = app
+        self._engine = engine
+        self._refresh_later = refresh_later
         self._registry = registry
         self._flags = flags
         self._settings = settings
@@ -290,22 +297,22 @@ class Router:
         """The new path's response, or why it cannot be used. The database stops its
         queries at ``CQRS_READ_TIMEOUT_MS``; Python time past it is measured and the
         answer dropped."""
-        session = self._session
         deadline = Deadline(self._settings.read_timeout_ms)
+        models = self._read_model_names(wrapped.endpoint.name)
         try:
-            with enforced(session.connection(), deadline):
-                try:
-                    rv = wrapped.new_view(*args, **view_args)
-                except CommandRejected as error:  # a legitimate answer (404, 422...)
-                    rv = self._render_error(error)
-                response = self._app.make_response(rv)
-        except HTTPException:
-            raise  # an answer too (an auth decorator's abort): the app renders it
+            # One snapshot for "are its read models current?" and the read itself, on a
+            # connection of its own: a change committed in between cannot slip through.
+            with read_snapshot(self._engine) as connection:
+                stale = pending_models(connection, models)
+                if stale:
+                    return None, ("stale", StaleReadModels(stale))
+                with enforced(connection, deadline), self._query_bus.using(connection):
+                    response = self._answer(wrapped, args, view_args)
         except DeadlineExceeded as exceeded:
-            _roll_back(session)
+            _roll_back(self._session)
             return None, ("timeout", exceeded)
         except Exception as error:
-            _roll_back(session)
+            _roll_back(self._session)
             return None, ("error", error)
         if deadline.expired():
             return None, ("timeout", deadline.exceeded())
@@ -313,11 +320,37 @@ class Router:
             return None, ("error", RuntimeError(f"HTTP {response.status_code}"))
         return response, None
 
+    def _answer(
+        self, wrapped: WrappedEndpoint, args: tuple[Any, ...], view_args: dict[str, Any]
+    ) -> Response:
+        """The new path's response. A refusal (``CommandRejected``), an ``abort(404)`` or
+        any error the app's own handlers render is an answer like any other: compared
+        with legacy's and counted. Only what no handler takes (or a 5xx) is a failure."""
+        try:
+            return self._app.make_response(wrapped.new_view(*args, **view_args))
+        except CommandRejected as error:
+            return self._app.make_response(self._render_error(error))
+        except DeadlineExceeded:
+            raise
+        except Exception as error:
+            # Re-raises what no handler takes.
+            return self._app.make_response(handled_response(self._app, error))
+
+    def _read_model_names(self, endpoint: str) -> list[str]:
+        models, _unknown = self._registry.read_models_of(endpoint)
+        return [model.name for model in models]
+
     def _fall_back(self, endpoint: str, route: Route, failure: Failure, new_ms: float) -> None:
-        """Count and log the failure; record it (with the legacy answer) once it exists."""
+        """Count and log the failure; record it (with the legacy answer) once it exists.
+        Stale read models are no failure of theirs: asked to catch up, not blamed."""
         reason, error = failure
         metrics.fallbacks_total.labels(endpoint=endpoint, reason=reason).inc()
-        log.warning("%s: read model %s (%s); served by legacy", endpoint, reason, error)
+        stale = isinstance(error, StaleReadModels)
+        if isinstance(error, StaleReadModels):
+            self._refresh_later(error.models)
+            log.info("%s: read model changes pending (%s); served by legacy", endpoint, error)
+        else:
+            log.warning("%s: read model %s (%s); served by legacy", endpoint, reason, error)
         path = display_path(request.environ)
         started = time.perf_counter()
         comparisons = self._comparisons
@@ -328,13 +361,13 @@ class Router:
                 endpoint=endpoint,
                 stage=route.stage,
                 served_by=LEGACY,
-                outcome=FALLBACK,
+                outcome=STALE if stale else FALLBACK,
                 method=request.method,
                 path=path,
                 legacy_status=response.status_code,
                 legacy_ms=elapsed_ms(started),
                 new_ms=new_ms,
-                new_error=describe(error),
+                new_error=None if stale else describe(error),
             )
             response.call_on_close(lambda: comparisons.schedule_result(row))
             return response
@@ -357,7 +390,11 @@ class Router:
             return
         started = time.perf_counter()
         comparisons = self._comparisons
-        other_view = wrapped.legacy_view if served_by == READ_MODEL else wrapped.new_view
+        if served_by == READ_MODEL:
+            served_view, other_view = wrapped.new_view, wrapped.legacy_view
+        else:
+            served_view, other_view = wrapped.legacy_view, wrapped.new_view
+        read_models = tuple(self._read_model_names(wrapped.endpoint.name))
 
         @after_this_request
         def queue_comparison(response: Response) -> Response:
@@ -371,15 +408,25 @@ class Router:
                     served_by,
                     copy,
                     Observation(answer, error, ms),
+                    served_view,
                     other_view,
                     wrapped.options,
+                    read_models,
                 )
                 response.call_on_close(lambda: comparisons.schedule(comparison))
             return response
 
 
-#: Why the new path was not used: (reason ``error``/``timeout``, the exception).
+#: Why the new path was not used: (reason ``error``/``timeout``/``stale``, the exception).
 Failure = tuple[str, Exception]
+
+
+class StaleReadModels(Exception):
+    """The endpoint's read models have changes not yet applied: legacy answers now."""
+
+    def __init__(self, models: list[str]) -> None:
+        super().__init__(f"changes pending in {', '.join(models)}")
+        self.models = models
 
 
 def _existing_view(app: Flask, endpoint: str) -> Callable[..., Any]:

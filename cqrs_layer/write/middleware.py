@@ -15,7 +15,7 @@ from pydantic import ValidationError
 from sqlalchemy.orm import Session
 from sqlalchemy.orm.exc import StaleDataError
 
-from ..core import metrics, signals
+from ..core import metrics, own_changes, signals
 from ..core.correlation import correlation_scope, current_correlation_id
 from ..core.errors import CommandRejected, ConcurrencyConflict, ValidationFailed
 from ..core.messages import Command
@@ -83,6 +83,9 @@ def transaction_middleware(
             projections=projections,
             correlation_id=current_correlation_id(),
         )
+        # SQLite: the change rows the command makes must be told from others' (its
+        # projections make some of them needless).
+        unmark = own_changes.expect_writes(uow.session.connection())
         with uow.activate():
             try:
                 result = next_handler(command)
@@ -95,6 +98,8 @@ def transaction_middleware(
             except BaseException:
                 uow.rollback()
                 raise
+            finally:
+                unmark()
         return result
 
     return in_a_transaction

@@ -152,7 +152,6 @@ catalog = ReadModel(
     name="catalog",
     table=catalog_view,
     source=catalog_source,
-    depends_on=frozenset({"products", "categories", "stock", "reviews", "orders", "order_lines"}),
 )
 
 
@@ -197,7 +196,6 @@ customer_orders = ReadModel(
     name="customer_orders",
     table=customer_orders_view,
     source=customer_orders_source,
-    depends_on=frozenset({"orders", "order_lines"}),
 )
 
 
@@ -256,7 +254,6 @@ customer_summary = ReadModel(
     name="customer_summary",
     table=customer_summary_view,
     source=customer_summary_source,
-    depends_on=frozenset({"customers", "orders", "order_lines"}),
 )
 
 #: Category names, so order lines (which carry only a category id) can be named.
@@ -276,7 +273,6 @@ categories = ReadModel(
     name="categories",
     table=categories_view,
     source=categories_source,
-    depends_on=frozenset({"categories"}),
 )
 
 #: Units each customer bought of each product (non-cancelled), filed under the product's
@@ -320,7 +316,7 @@ customer_product_units = ReadModel(
     name="customer_product_units",
     table=customer_product_units_view,
     source=customer_product_units_source,
-    depends_on=frozenset({"orders", "order_lines", "products"}),
+    refresh_by=("customer_id",),  # a customer's few rows, recomputed together
 )
 
 #: The favourite category is this table's top row per customer (units desc, id asc).
@@ -358,7 +354,7 @@ customer_category_units = ReadModel(
     name="customer_category_units",
     table=customer_category_units_view,
     source=customer_category_units_source,
-    depends_on=frozenset({"orders", "order_lines", "products", "categories"}),
+    refresh_by=("customer_id",),
 )
 
 
@@ -454,13 +450,13 @@ product_sales = ReadModel(
     name="product_sales",
     table=product_sales_view,
     source=product_sales_source,
-    depends_on=frozenset({"products", "orders", "order_lines"}),
 )
 product_daily_sales = ReadModel(
     name="product_daily_sales",
     table=product_daily_sales_view,
     source=product_daily_sales_source,
-    depends_on=frozenset({"orders", "order_lines"}),
+    # A day's sales change the running totals of every later day of the product.
+    refresh_by=("product_id",),
 )
 
 
@@ -499,7 +495,6 @@ daily_sales = ReadModel(
     name="daily_sales",
     table=daily_sales_view,
     source=daily_sales_source,
-    depends_on=frozenset({"orders", "order_lines"}),
 )
 
 

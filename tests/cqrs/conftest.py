@@ -6,20 +6,14 @@ from collections.abc import Iterator
 
 import pytest
 from flask import Flask
-from sqlalchemy import Engine, MetaData
+from sqlalchemy import Engine
 
 from cqrs_layer.schema import metadata as toolkit_metadata
 from legacy_app.cqrs.read_models import read_metadata
 from legacy_app.extensions import db
 
+from ..databases import empty_tables
 from ..variants import LEGACY, Variant
-
-
-def _empty(engine: Engine, *metadatas: MetaData) -> None:
-    with engine.begin() as conn:
-        for metadata in metadatas:
-            for table in reversed(metadata.sorted_tables):
-                conn.execute(table.delete())
 
 
 @pytest.fixture
@@ -32,10 +26,10 @@ def read_db(app: Flask) -> Iterator[Engine]:
     engine = db.engine
     read_metadata.create_all(engine)
     toolkit_metadata.create_all(engine)
-    _empty(engine, read_metadata, toolkit_metadata)
+    empty_tables(engine, (read_metadata, toolkit_metadata))
     yield engine
     db.session.remove()
-    _empty(engine, read_metadata, toolkit_metadata)
+    empty_tables(engine, (read_metadata, toolkit_metadata))
 
 
 @pytest.fixture

@@ -15,13 +15,12 @@ from typing import Any
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
-from sqlalchemy import text
 
-from cqrs_layer import allow_unguarded_writes
 from cqrs_layer.testing import read_model_drift
 from legacy_app.cqrs.schema import cqrs_metadata
 from legacy_app.extensions import db
 
+from ..databases import empty_tables
 from ..variants import COMMANDS
 
 MAX_ID = 6  # ids up to here: some exist, some never will (unknown ids are part of the game)
@@ -144,19 +143,8 @@ def app_variant():
 
 
 def empty_everything() -> None:
-    tables = [
-        table
-        for metadata in (db.metadata, *cqrs_metadata())
-        for table in reversed(metadata.sorted_tables)
-    ]
     db.session.rollback()
-    with allow_unguarded_writes(), db.engine.begin() as conn:
-        if conn.dialect.name == "postgresql":
-            names = ", ".join(f'"{t.name}"' for t in tables)
-            conn.execute(text(f"TRUNCATE {names} RESTART IDENTITY CASCADE"))
-        else:
-            for table in tables:
-                conn.execute(table.delete())
+    empty_tables(db.engine, (db.metadata, *cqrs_metadata()))
 
 
 @settings(

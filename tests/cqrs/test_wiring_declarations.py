@@ -56,6 +56,8 @@ def test_write_endpoints_write_only_the_tables_they_declare(app, client):
     _ok(client.delete(f"/api/products/{spare['id']}"), 204)
     _ok(client.delete(f"/api/customers/{bob['id']}"), 204)
 
-    # Every write endpoint ran and wrote something, and only what it declares.
-    assert endpoints_seen_writing(app) == {write.endpoint for write in WRITE_ENDPOINTS}
+    # Every write endpoint ran and wrote, and only what it declares; the guard counts
+    # columns some read model reads, and renaming a customer changes none of those.
+    everyone = {write.endpoint for write in WRITE_ENDPOINTS}
+    assert endpoints_seen_writing(app) == everyone - {"customers.update_customer"}
     assert undeclared_writes(app) == {}

@@ -16,7 +16,7 @@ from sqlalchemy import Connection, Engine, MetaData, Table, event, insert, selec
 from cqrs_layer import allow_unguarded_writes
 from cqrs_layer.core.registry import Endpoint, Registry
 from cqrs_layer.core.settings import Settings
-from cqrs_layer.core.tables import flags
+from cqrs_layer.core.tables import captures, changes, flags
 from cqrs_layer.ops.context import Toolkit, toolkit_of
 from cqrs_layer.rollout.changes import StageChange, StageChanges
 from cqrs_layer.rollout.demotion import Demotion
@@ -42,7 +42,11 @@ MakeToyApp = Callable[..., Flask]
 
 
 def empty_tables(engine: Engine, *metadatas: MetaData) -> None:
-    tables = [t for metadata in metadatas for t in reversed(metadata.sorted_tables)]
+    """Every row gone, ids restarted; but not which capture triggers are installed
+    (``cqrs_captures``: the triggers stay), and not what emptying itself recorded."""
+    tables = [
+        t for metadata in metadatas for t in reversed(metadata.sorted_tables) if t is not captures
+    ]
     with allow_unguarded_writes(), engine.begin() as conn:
         if conn.dialect.name == "postgresql":
             names = ", ".join(f'"{t.name}"' for t in tables)
@@ -50,6 +54,8 @@ def empty_tables(engine: Engine, *metadatas: MetaData) -> None:
         else:
             for table in tables:
                 conn.execute(table.delete())
+        if changes in tables:
+            conn.execute(changes.delete())
 
 
 @contextmanager
@@ -204,7 +210,8 @@ def slow_queries_still_running(engine: Engine) -> int:
             connection.execute(
                 text(
                     "SELECT count(*) FROM pg_stat_activity WHERE state = 'active' "
-                    "AND query LIKE '%pg_sleep(60)%' AND pid <> pg_backend_pid()"
+                    "AND query LIKE '%pg_sleep(60)%' AND pid <> pg_backend_pid() "
+                    "AND datname = current_database()"
                 )
             ).scalar_one()
         )
@@ -230,13 +237,15 @@ def rollout(
     engine: Engine,
     registry: Registry,
     learned_writers: dict[str, frozenset[str]] | None = None,
+    captured: frozenset[str] = frozenset(),
     **config: Any,
 ) -> Rollout:
+    """The rollout parts on ``engine``; ``captured``: the read models with change capture."""
     chosen = settings(**config)
     store = FlagStore(engine, registry, chosen)
     history = ComparisonHistory(engine, chosen.comparison_history)
     learned = dict(learned_writers or {})
-    gate = Gate(registry, engine, store, history, lambda: learned, chosen)
+    gate = Gate(registry, engine, store, history, lambda: learned, captured.__contains__, chosen)
     changes = StageChanges(registry, store, gate)
     demotion = Demotion(store, changes, history, chosen)
     return Rollout(chosen, registry, store, history, gate, changes, demotion)

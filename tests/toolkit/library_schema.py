@@ -60,7 +60,6 @@ class Library:
             "author_stats",
             self.stats,
             self.source,
-            depends_on=frozenset({f"{prefix}_authors", f"{prefix}_books"}),
             ignore_columns=frozenset({"refreshed_at"}),
         )
 

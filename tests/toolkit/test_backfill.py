@@ -20,6 +20,7 @@ from sqlalchemy import (
 
 from cqrs_layer import ReadModel
 from cqrs_layer.read.backfill import PHASES, BackfillResult, backfill, backfill_all
+from cqrs_layer.schema import metadata as toolkit_metadata
 from cqrs_layer.sql import increment
 
 from .library_schema import Library
@@ -80,6 +81,7 @@ def make_engine(database_url: str) -> Engine:
 @pytest.fixture
 def engine(database_url: str) -> Iterator[Engine]:
     engine = make_engine(database_url)
+    toolkit_metadata.create_all(engine)  # the backfill clears the changes it applies
     yield engine
     engine.dispose()
 

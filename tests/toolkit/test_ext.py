@@ -216,7 +216,7 @@ def test_the_public_surface_is_exactly_this() -> None:
     ("module", "names"),
     [
         ("cqrs_layer.sql", None),
-        ("cqrs_layer.schema", ["metadata"]),
+        ("cqrs_layer.schema", ["install_capture", "metadata", "remove_capture"]),
         ("cqrs_layer.testing", None),
     ],
 )

@@ -14,9 +14,11 @@ from cqrs_layer import CQRS, allow_unguarded_writes
 from cqrs_layer.core.tables import flag_audit, flags
 from cqrs_layer.ops.context import Toolkit
 from cqrs_layer.rollout.gate import PromotionRefused
+from cqrs_layer.schema import install_capture, remove_capture
+from cqrs_layer.write.writers import WriterLog
 
 from .helpers import change, comparison, make_ready
-from .toyapp import GetBook, book_shelf, committed_rows, db
+from .toyapp import GetBook, book_shelf, committed_rows, db, shelf_model
 
 READ = "library.get_book"
 WRITERS = ("library.add_book", "library.lend_book", "library.rename_book")
@@ -120,7 +122,7 @@ def test_drift_and_mismatches_block_and_are_all_reported_at_once(toolkit: Toolki
 def test_a_learned_writer_without_a_command_path_blocks(toy_app: Flask, ready: Toolkit) -> None:
     writers_on_command(ready)
     with toy_app.test_request_context("/library/books/1/card"):
-        ready.guard.check(["books"])  # what the guard does when that view writes books
+        ready.guard.check({"books": None})  # what the guard does when that view writes books
     assert [b.message for b in refusal(ready).blockers] == [
         "endpoint library.book_card writes books outside a command and has no command path"
     ]
@@ -176,3 +178,28 @@ def test_only_moves_into_or_wider_within_live_and_complete_are_gated(toolkit: To
     change(toolkit, READ, "live", percent=10, force=True)
     assert blocking(refusal(toolkit, percent=20)) == list(WRITERS)  # wider: gated
     assert change(toolkit, WRITERS[0], "command", reason="w").after.stage == "command"
+
+
+def test_with_change_capture_installed_writers_need_not_move_first(ready: Toolkit) -> None:
+    """The shelf kept exact whatever writes books and loans: the writers still on legacy
+    no longer block, and the gate still knows them."""
+    with db.engine.begin() as connection:
+        install_capture(connection, shelf_model)
+    try:
+        promoted = change(ready, READ, "live", reason="capture keeps it exact")
+        assert (promoted.changed, promoted.after.stage) == (True, "live")
+        assert sorted(ready.gate.writers_of({"books", "loans"})) == list(WRITERS)
+    finally:
+        with db.engine.begin() as connection:
+            remove_capture(connection, shelf_model)
+
+
+def test_writers_learned_in_another_process_block_here_too(toy_app: Flask, ready: Toolkit) -> None:
+    """The guard of every process writes what it learns to cqrs_writers; the gate of any
+    process (the CLI's, another worker's) reads it from there."""
+    writers_on_command(ready)
+    WriterLog(ready.engine).record("library.book_card", "books", inside_command=False)
+    assert ready.guard.learned() == {}  # not learned in this process
+    assert [b.message for b in refusal(ready).blockers] == [
+        "endpoint library.book_card writes books outside a command and has no command path"
+    ]

@@ -49,8 +49,17 @@ def strict_reports(strict_app: Flask) -> Iterator[list[dict[str, Any]]]:
         yield received
 
 
-def test_guarded_tables_come_from_the_read_models(toy_app: Flask) -> None:
-    assert toolkit_of(toy_app).guard.guarded_tables == {"books", "loans"}
+def test_the_guard_watches_what_read_models_without_capture_read(toy_app: Flask) -> None:
+    """The shelf has no change capture installed here: a write to a column it reads is
+    one it would never hear of; a write to one it does not read (a loan's borrower, a
+    book's version) is not."""
+    guard = toolkit_of(toy_app).guard
+    with reports_of(toy_app) as seen:
+        guard.check({"loans": frozenset({"borrower"}), "books": frozenset({"version"})})
+        assert seen == []
+        guard.check({"books": frozenset({"copies", "version"})})
+        guard.check({"loans": None})  # a row added or deleted
+    assert [report["tables"] for report in seen] == [["books"], ["loans"]]
 
 
 def test_warn_mode_reports_an_orm_write_outside_a_command_and_lets_it_through(
@@ -113,7 +122,8 @@ def test_core_statements_are_judged_too(toy_app: Flask, reports: list[dict[str, 
     with db.engine.begin() as connection:
         connection.execute(insert(Book).values(title="Dune", copies=1, version=1))
         connection.execute(insert(Loan.__table__).values(book_id=1, borrower="ann"))
-        connection.execute(update(Loan.__table__).values(borrower="bob"))
+        connection.execute(update(Loan.__table__).values(borrower="bob"))  # not read
+        connection.execute(update(Loan.__table__).values(book_id=1))
     assert unguarded("loans") == before + 2
     assert [r["tables"] for r in reports] == [["books"], ["loans"], ["loans"]]
     assert {r["endpoint"] for r in reports} == {"<no request>"}

@@ -64,6 +64,7 @@ def app_at(make_toy_app: MakeToyApp, stage: str, **config: Any) -> tuple[Flask, 
     client = app.test_client()
     added = client.post("/library/books", json={"title": "Dune", "copies": 2})
     assert (added.status_code, added.headers["X-CQRS-Served-By"]) == (201, "command")
+    assert drained(app)  # what the write guard learned is recorded off the request path
     return app, client
 
 

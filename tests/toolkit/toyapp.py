@@ -296,7 +296,6 @@ shelf_model = ReadModel(
     name="book_shelf",
     table=book_shelf,
     source=shelf_source,
-    depends_on=frozenset({"books", "loans"}),
 )
 
 shelf = Projection("book_shelf", read_models=[shelf_model])

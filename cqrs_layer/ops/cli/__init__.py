@@ -13,13 +13,14 @@ from ...rollout.flags import FlagState
 from ...rollout.stages import COMMAND, COMPLETE, LIVE, SHADOW
 from ..context import toolkit_of
 from .flags import flags_cli
-from .read_models import backfill_command, verify_command
+from .read_models import backfill_command, refresh_command, verify_command
 from .report import report_command
 from .table import print_table
 
 cqrs_cli = AppGroup("cqrs", help="CQRS migration toolkit.")
 cqrs_cli.add_command(backfill_command)
 cqrs_cli.add_command(verify_command)
+cqrs_cli.add_command(refresh_command)
 cqrs_cli.add_command(flags_cli)
 cqrs_cli.add_command(report_command)
 

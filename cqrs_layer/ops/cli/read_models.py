@@ -9,6 +9,7 @@ read-only verify).
 from __future__ import annotations
 
 import json
+import time
 
 import click
 from flask.cli import with_appcontext
@@ -16,6 +17,7 @@ from sqlalchemy import Engine
 
 from ...core.read_model import ReadModel
 from ...read.backfill import backfill
+from ...read.refresh import Refresher
 from ...read.verify import RowDiff, VerifyReport, verify
 from ..context import toolkit_of
 
@@ -109,3 +111,39 @@ def _describe(diff: RowDiff) -> str:
         )
         return f"different {key}: {changes}"
     return f"{diff.kind} {key}: {data['row']}"
+
+
+@click.command("refresh")
+@click.argument("names", nargs=-1)
+@click.option("--follow", is_flag=True, help="Keep applying new changes until stopped.")
+@click.option(
+    "--interval",
+    type=click.FloatRange(min=0.05),
+    default=1.0,
+    show_default=True,
+    help="With --follow: seconds between looks when nothing is pending.",
+)
+@with_appcontext
+def refresh_command(names: tuple[str, ...], follow: bool, interval: float) -> None:
+    """Apply the changes other writers left pending (scripts, cron jobs, other services,
+    psql): recompute the read-model rows of the keys they changed. With --follow, a
+    worker: keep doing it until Ctrl-C or SIGTERM."""
+    engine, models = _engine_and_models(names)
+    refresher = Refresher(lambda: {model.name: model for model in models})
+    chosen = [model.name for model in models]
+    while True:
+        started = time.perf_counter()
+        result = refresher.refresh_committed(engine, only=chosen)
+        seconds = time.perf_counter() - started
+        for name, keys in sorted(result.models.items()):
+            click.echo(f"{name}: {keys} keys refreshed in {seconds:.2f}s")
+        for name, why in sorted(result.failed.items()):
+            click.echo(f"{name}: NOT refreshed, stays pending: {why}", err=True)
+        if not follow:
+            if not result.models and not result.failed:
+                click.echo("nothing pending")
+            if result.failed:
+                click.get_current_context().exit(1)
+            return
+        if not result.models:
+            time.sleep(interval)

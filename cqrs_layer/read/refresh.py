@@ -1,0 +1,345 @@
+"""Refresh by key: recompute exactly the read-model rows whose inputs changed.
+
+The capture triggers (:mod:`cqrs_layer.read.capture`) leave ``(model, key)`` rows in
+``cqrs_changes``. A refresh deletes the read-model rows of those keys and inserts them
+again from the model's ``source()`` restricted to the keys, then deletes the change rows
+it applied; all in one transaction, so a key is either still pending or exact.
+
+Two callers:
+
+* the writing transaction itself, just before it commits (:meth:`Refresher.refresh_own`):
+  its own changes, in a SAVEPOINT with short lock and statement timeouts. If that fails
+  (the read-model table is gone, locked, broken) only the savepoint is rolled back: the
+  write commits as legacy would have, its changes stay pending (reads fall back to
+  legacy) and are applied later;
+* :meth:`Refresher.refresh_committed` (``flask cqrs refresh``, and the app in the
+  background after a read found changes pending): the changes other writers committed
+  (scripts, cron jobs, other services, ``psql``), in batches.
+
+Concurrent refreshes of one key on PostgreSQL would race (each computing from a snapshot
+that misses the other's write, the later one overwriting the earlier), so a refresh takes
+a transaction-scoped advisory lock per key, in key order, before it computes: the second
+waits for the first to commit and then sees its write.
+"""
+
+from __future__ import annotations
+
+import functools
+import hashlib
+import json
+import logging
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import date, datetime
+from decimal import Decimal
+from typing import Any
+
+from sqlalchemy import (
+    Connection,
+    Engine,
+    Executable,
+    and_,
+    bindparam,
+    delete,
+    func,
+    insert,
+    select,
+    text,
+)
+from sqlalchemy.exc import SQLAlchemyError
+
+from ..core.own_changes import own_condition
+from ..core.read_model import ReadModel
+from ..core.sql import batched_round_trips, bound_waits, unbound_waits, write_locked
+from ..core.tables import changes
+from .backfill import backfill, source_columns
+
+log = logging.getLogger(__name__)
+
+#: A refresh key: the values of the model's ``refresh_by`` columns; None means every key.
+Key = tuple[Any, ...] | None
+#: How many keys one transaction of :meth:`Refresher.refresh_committed` applies.
+BATCH = 500
+#: Past this many change rows of one model, :meth:`Refresher.refresh_committed` rebuilds it.
+REBUILD_ABOVE = 20_000
+#: How many keys per model a writing transaction recomputes before it commits; a bigger
+#: write (a bulk import through the ORM) leaves the rest pending for the background.
+OWN_LIMIT = 200
+
+
+@dataclass
+class Pending:
+    """Change rows of one model, by the key they name."""
+
+    rows: dict[Key, list[int]] = field(default_factory=dict)
+
+    @property
+    def keys(self) -> set[Key]:
+        return set(self.rows)
+
+    @property
+    def ids(self) -> list[int]:
+        return [row_id for ids in self.rows.values() for row_id in ids]
+
+    def add(self, key: Key, row_id: int) -> None:
+        self.rows.setdefault(key, []).append(row_id)
+
+    def first(self, limit: int) -> Pending:
+        """The rows of the first ``limit`` keys (every key, for a "every key" row)."""
+        if None in self.rows or len(self.rows) <= limit:
+            return self
+        return Pending(dict(list(self.rows.items())[:limit]))
+
+
+@dataclass(frozen=True)
+class RefreshResult:
+    models: dict[str, int]  # model -> keys recomputed
+    failed: dict[str, str] = field(default_factory=dict)  # model -> why
+    #: Models with keys left for later (more than a writing transaction recomputes).
+    unfinished: frozenset[str] = frozenset()
+
+    @property
+    def keys(self) -> int:
+        return sum(self.models.values())
+
+
+class Refresher:
+    def __init__(self, read_models: Callable[[], Mapping[str, ReadModel]]) -> None:
+        self._read_models = read_models
+
+    # ------------------------------------------------------------ the writing transaction
+
+    def refresh_own(
+        self, connection: Connection, *, timeout_ms: float, limit: int = OWN_LIMIT
+    ) -> RefreshResult:
+        """Apply this transaction's own changes before it commits (SQLite, where they
+        cannot be told apart: every change it can see), up to ``limit`` keys per model;
+        never raises for a read model that cannot be refreshed (see the module)."""
+        pending = own_changes(connection)
+        if not pending:
+            return RefreshResult({})
+        models = self._read_models()
+        done: dict[str, int] = {}
+        failed: dict[str, str] = {}
+        unfinished: set[str] = set()
+        for name, everything in pending.items():
+            model = models.get(name)
+            if model is None:
+                continue  # captured for a model this app does not register: not ours
+            found = everything.first(limit)
+            if len(found.rows) < len(everything.rows):
+                unfinished.add(name)
+            savepoint = connection.begin_nested()
+            try:
+                bound_waits(connection, timeout_ms)
+                recompute(connection, model, found.keys)
+                _forget(connection, found.ids)
+                unbound_waits(connection)
+                savepoint.commit()
+                done[name] = len(found.keys)
+            except SQLAlchemyError as error:
+                savepoint.rollback()  # the write goes on; its keys stay pending
+                failed[name] = f"{type(error).__name__}: {error}".splitlines()[0]
+                log.warning("read model %s not refreshed (stays pending): %s", name, error)
+        return RefreshResult(done, failed, frozenset(unfinished))
+
+    # ------------------------------------------------------------ changes left committed
+
+    def refresh_committed(
+        self,
+        engine: Engine,
+        *,
+        only: Iterable[str] | None = None,
+        batch: int = BATCH,
+        rebuild_above: int = REBUILD_ABOVE,
+    ) -> RefreshResult:
+        """Apply every committed change (of the ``only`` models), ``batch`` keys per
+        transaction, until none is left. A model with more than ``rebuild_above`` change
+        rows (a bulk load, a mass UPDATE) is rebuilt whole instead: one set-based
+        backfill beats thousands of keyed recomputes."""
+        models = self._read_models()
+        names = sorted(only) if only is not None else sorted(models)
+        done: dict[str, int] = {}
+        failed: dict[str, str] = {}
+        for name in names:
+            model = models[name]
+            try:
+                with engine.connect() as connection:
+                    waiting = pending_counts(connection).get(name, 0)
+                if waiting > rebuild_above:
+                    done[name] = backfill(engine, model).rows
+                    continue
+                while True:
+                    applied = self._apply_batch(engine, model, batch)
+                    if not applied:
+                        break
+                    done[name] = done.get(name, 0) + applied
+            except SQLAlchemyError as error:
+                failed[name] = f"{type(error).__name__}: {error}".splitlines()[0]
+                log.warning("read model %s not refreshed: %s", name, error)
+        return RefreshResult(done, failed)
+
+    def _apply_batch(self, engine: Engine, model: ReadModel, batch: int) -> int:
+        with write_locked(engine, None) as connection:
+            found = committed_changes(connection, model.name, batch)
+            if not found.ids:
+                return 0
+            recompute(connection, model, found.keys)
+            _forget(connection, found.ids)
+            return len(found.keys)
+
+
+# ---------------------------------------------------------------- reading the changes
+
+
+def own_changes(connection: Connection) -> dict[str, Pending]:
+    """The changes the current transaction made; on SQLite, unless the transaction was
+    marked (:mod:`cqrs_layer.core.own_changes`), every change it can see (a writing
+    transaction there excludes all other writers, so applying them all is safe)."""
+    query = select(changes.c.id, changes.c.model, changes.c.key).order_by(changes.c.id)
+    condition = own_condition(connection)
+    if condition is not None:
+        query = query.where(condition)
+    return _by_model(connection.execute(query))
+
+
+def committed_changes(connection: Connection, model: str, limit: int) -> Pending:
+    """The oldest change rows of ``model``, for up to ``limit`` distinct keys."""
+    rows = connection.execute(
+        select(changes.c.id, changes.c.model, changes.c.key)
+        .where(changes.c.model == model)
+        .order_by(changes.c.id)
+        .limit(limit * 4)  # keys repeat: a little more than needed, trimmed below
+    ).all()
+    found = Pending()
+    for row_id, _model, key in rows:
+        decoded = decode(key)
+        if decoded not in found.rows and len(found.rows) >= limit:
+            continue
+        found.add(decoded, row_id)
+    return found
+
+
+def pending_models(connection: Connection, models: Iterable[str]) -> list[str]:
+    """Which of ``models`` have changes not yet applied (as this snapshot sees them)."""
+    wanted = list(models)
+    if not wanted:
+        return []
+    query = select(changes.c.model).where(changes.c.model.in_(wanted)).distinct()
+    return sorted(connection.scalars(query))
+
+
+def pending_counts(connection: Connection) -> dict[str, int]:
+    """Change rows not yet applied, per model."""
+    query = select(changes.c.model, func.count()).group_by(changes.c.model)
+    return {model: int(count) for model, count in connection.execute(query)}
+
+
+def _by_model(rows: Iterable[Any]) -> dict[str, Pending]:
+    found: dict[str, Pending] = {}
+    for row_id, model, key in rows:
+        found.setdefault(model, Pending()).add(decode(key), row_id)
+    return found
+
+
+def decode(key: str | None) -> Key:
+    return None if key is None else tuple(json.loads(key))
+
+
+def _forget(connection: Connection, ids: Sequence[int]) -> None:
+    """Delete exactly the change rows applied: one committed meanwhile stays pending."""
+    for start in range(0, len(ids), 1000):
+        chunk = list(ids[start : start + 1000])
+        connection.execute(delete(changes).where(changes.c.id.in_(chunk)))
+
+
+# ---------------------------------------------------------------- recomputing rows
+
+
+def recompute(connection: Connection, model: ReadModel, keys: set[Key]) -> None:
+    """Make the rows of ``keys`` equal to the source again (every row, for ``None``)."""
+    if None in keys:
+        connection.execute(delete(model.table))
+        statements = _statements(model)
+        connection.execute(statements.insert_all)
+        return
+    typed = sorted({_typed(model, key) for key in keys if key is not None}, key=repr)
+    if not typed:
+        return
+    if connection.dialect.name == "postgresql":
+        _lock_keys(connection, model, typed)
+    statements = _statements(model)
+    params = [{f"k{i}": value for i, value in enumerate(key)} for key in typed]
+    with batched_round_trips(connection):
+        connection.execute(statements.delete_keyed, params)
+        connection.execute(statements.insert_keyed, params)
+
+
+@dataclass(frozen=True)
+class _Statements:
+    delete_keyed: Executable
+    insert_keyed: Executable
+    insert_all: Executable
+
+
+@functools.cache
+def _statements_of(model: ReadModel) -> _Statements:
+    columns = source_columns(model)
+    source = model.source().subquery("cqrs_source")
+    table = model.table
+    by = list(model.refresh_by)
+    params = [bindparam(f"k{i}", type_=table.c[column].type) for i, column in enumerate(by)]
+    chosen = select(*(source.c[column] for column in columns))
+    return _Statements(
+        delete_keyed=delete(table).where(
+            and_(*(table.c[column] == param for column, param in zip(by, params, strict=True)))
+        ),
+        # One key per execution, compared with =: the planner carries an equality into
+        # the source's joins and GROUP BY subqueries, where an IN list can defeat it.
+        insert_keyed=insert(table).from_select(
+            columns,
+            chosen.where(
+                and_(*(source.c[c] == param for c, param in zip(by, params, strict=True)))
+            ),
+        ),
+        insert_all=insert(table).from_select(columns, chosen),
+    )
+
+
+def _statements(model: ReadModel) -> _Statements:
+    return _statements_of(model)
+
+
+def _typed(model: ReadModel, key: tuple[Any, ...]) -> tuple[Any, ...]:
+    """A decoded key with each value of its column's Python type (JSON has no dates)."""
+    values = []
+    for column, value in zip(model.refresh_by, key, strict=True):
+        values.append(_as_type(model.table.c[column].type.python_type, value))
+    return tuple(values)
+
+
+def _as_type(python_type: type, value: Any) -> Any:
+    if value is None or isinstance(value, python_type):
+        return value
+    if python_type is datetime:
+        return datetime.fromisoformat(str(value).replace(" ", "T"))
+    if python_type is date:
+        return date.fromisoformat(str(value)[:10])
+    if python_type is Decimal:
+        return Decimal(str(value))
+    return python_type(value)
+
+
+def _lock_keys(connection: Connection, model: ReadModel, keys: list[tuple[Any, ...]]) -> None:
+    """Transaction-scoped advisory locks on (model, key), taken in one order everywhere
+    (sorted), so two refreshes never wait for each other in a cycle."""
+    hashes = sorted({_lock_id(model.name, key) for key in keys})
+    connection.execute(
+        text("SELECT pg_advisory_xact_lock(h) FROM unnest(CAST(:hashes AS bigint[])) AS h"),
+        {"hashes": hashes},
+    )
+
+
+def _lock_id(model: str, key: tuple[Any, ...]) -> int:
+    digest = hashlib.blake2b(f"{model}\x00{key!r}".encode(), digest_size=8).digest()
+    return int.from_bytes(digest, "big", signed=True)
