@@ -60,7 +60,7 @@ bench: $(STAMP)
 
 # Attacks through real gunicorn servers (4 workers) on SQLite and PostgreSQL: oversell, worker
 # kills, flag flips, OpenAPI fuzzing, a missing or locked read model, lock waits; prints a
-# verdict per promise and writes stress/out/results.json (docs/reliability.md). About 12
+# verdict per promise and writes stress/out/results.json (docs/reliability.md). About 10
 # minutes on 2 cores; `make test` runs the --quick version (tests/e2e/test_stress_quick.py).
 # Under CI=true PostgreSQL is required, never skipped.
 STRESS_ARGS ?=

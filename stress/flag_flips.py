@@ -12,6 +12,7 @@ must be in the audit log, and the comparisons the flips caused must have found n
 from __future__ import annotations
 
 import json
+import random
 import secrets
 import threading
 import time
@@ -177,7 +178,7 @@ def _flip_under_load(
     return flips, current[CATALOG][0]
 
 
-def _next_stage(rng: Any, now: tuple[str, float]) -> tuple[str, float | None]:
+def _next_stage(rng: random.Random, now: tuple[str, float]) -> tuple[str, float | None]:
     """A different (stage, percent) from ``now``: every flip changes something."""
     while True:
         stage = rng.choice(READ_STAGES)

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import threading
-import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 
@@ -46,12 +45,3 @@ def all_at_once(count: int, act: Callable[[int], None]) -> None:
         thread.start()
     for thread in threads:
         thread.join(JOIN_GRACE)
-
-
-def sleep_until(stop: threading.Event, seconds: float) -> bool:
-    """Sleep, waking early when ``stop`` is set; True when it was."""
-    return stop.wait(seconds)
-
-
-def elapsed_since(started: float) -> float:
-    return time.monotonic() - started
