@@ -19,7 +19,7 @@ WORKERS ?= 2
 PYTEST_WORKERS ?= auto
 PYTEST_ARGS ?=
 
-.PHONY: run venv migrate seed test lint format bench clean distclean
+.PHONY: run venv migrate seed test lint format bench stress clean distclean
 
 run: migrate seed
 	@echo "Serving the shop on http://$(HOST):$(PORT)  (Ctrl-C to stop)"
@@ -58,6 +58,15 @@ BENCH_ARGS ?=
 bench: $(STAMP)
 	$(PY) -m bench --orders $(ORDERS) $(BENCH_ARGS)
 
+# Attacks through real gunicorn servers (4 workers) on SQLite and PostgreSQL: oversell, worker
+# kills, flag flips, OpenAPI fuzzing, a missing or locked read model, lock waits; prints a
+# verdict per promise and writes stress/out/results.json (docs/reliability.md). About 10
+# minutes on 2 cores; `make test` runs the --quick version (tests/e2e/test_stress_quick.py).
+# Under CI=true PostgreSQL is required, never skipped.
+STRESS_ARGS ?=
+stress: $(STAMP)
+	$(PY) -m stress $(STRESS_ARGS)
+
 $(PY):
 	$(PYTHON) -m venv $(VENV)
 
@@ -66,7 +75,7 @@ $(STAMP): pyproject.toml | $(PY)
 	@touch $(STAMP)
 
 clean:
-	rm -rf .pytest_cache .mypy_cache .ruff_cache .hypothesis build bench/out *.egg-info
+	rm -rf .pytest_cache .mypy_cache .ruff_cache .hypothesis build bench/out stress/out *.egg-info
 	find . -name __pycache__ -type d -not -path './$(VENV)/*' -prune -exec rm -rf {} +
 
 # Also forgets the virtualenv and the local SQLite database.
