@@ -16,13 +16,6 @@ from .tally import Tally
 #: Promise id -> the issue that tracks it being broken today. When one of these starts to
 #: hold, the CLI says so and exits 1 until it is removed here (like a strict xfail).
 KNOWN_BROKEN: dict[str, str] = {
-    "readmodel-failure.writes-unaffected": (
-        "issue 9: a missing read model fails the command path (500) instead of leaving "
-        "the write alone"
-    ),
-    "readmodel-failure.locked-read-model-never-stalls-writes": (
-        "issue 9: a locked read model stalls every command-path write until the lock goes"
-    ),
     "lock-wait.bounded-wait-ends-in-503": (
         "issue 11: a write waits out a lock on its tables (no bound, no 503 + Retry-After)"
     ),

@@ -21,6 +21,7 @@ from sqlalchemy import Connection, Engine, Table, event
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.dialects.postgresql import Insert as PostgresInsert
 from sqlalchemy.dialects.sqlite import Insert as SqliteInsert
+from sqlalchemy.exc import DBAPIError
 
 SUPPORTED_DIALECTS = ("sqlite", "postgresql")
 
@@ -214,6 +215,10 @@ def batched_round_trips(connection: Connection) -> Iterator[None]:
     right after it runs, so its result reads as usual. What the block must not use is the
     ``rowcount`` of a plain INSERT/UPDATE/DELETE: it is unknown until the sync. Errors
     surface at the sync, still inside the transaction, which the caller then rolls back.
+    An error the driver raises at the block's final sync has not passed through
+    SQLAlchemy: it is wrapped here as SQLAlchemy would (a missing table is a
+    ``ProgrammingError``, a timeout an ``OperationalError``), so callers that recover
+    from ``SQLAlchemyError`` see every error of the block.
     Elsewhere (SQLite, other drivers) the block runs as is.
     """
     raw = connection.connection.dbapi_connection
@@ -221,6 +226,16 @@ def batched_round_trips(connection: Connection) -> Iterator[None]:
     if connection.dialect.name != "postgresql" or start_pipeline is None:
         yield
         return
+    driver_error = connection.dialect.loaded_dbapi.Error
+    try:
+        with _pipeline(connection, start_pipeline):
+            yield
+    except driver_error as error:
+        raise DBAPIError.instance(None, None, error, driver_error) from error
+
+
+@contextmanager
+def _pipeline(connection: Connection, start_pipeline: Any) -> Iterator[None]:
     with start_pipeline() as pipeline:
 
         def sync_if_rows_expected(

@@ -157,9 +157,15 @@ class FlagStore:
         if self._lock_pid != pid:
             # A lock held by another thread at fork time stays locked in the child forever.
             self._lock, self._lock_pid = threading.Lock(), pid
+        interval = self._settings.flag_refresh_seconds
         if self._snapshot.pid == pid and not self._lock.acquire(blocking=False):
-            return self._snapshot  # another thread is refreshing: its result is moments away
-        if self._snapshot.pid != pid:
+            # Another thread is refreshing. A snapshot that expired moments ago is still
+            # within the promise (live everywhere within a second): serve it. One left
+            # expired through an idle spell may be minutes old: wait for the fresh one.
+            if time.monotonic() < self._snapshot.expires + interval:
+                return self._snapshot
+            self._lock.acquire()
+        elif self._snapshot.pid != pid:
             self._lock.acquire()  # nothing of ours to serve yet: wait for the refresh
         try:
             old = self._snapshot
@@ -181,7 +187,7 @@ class FlagStore:
                     log.exception("cannot read the flags table; using the last known flags")
                 self._failing = True
                 rows = old.rows
-            expires = time.monotonic() + self._settings.flag_refresh_seconds
+            expires = time.monotonic() + interval
             snapshot = _Snapshot(pid, expires, rows)
             self._snapshot = snapshot
             return snapshot

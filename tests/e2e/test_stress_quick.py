@@ -8,7 +8,8 @@ promises known to be broken today are asserted as they are stated and marked
 ``xfail(strict=True)``: the day one holds, its test fails until the marker (and its entry in
 ``stress.results.KNOWN_BROKEN``) is removed.
 
-The last test pins, deterministically, a bug the stress run found in the flag cache.
+The last test pins, deterministically, a bug the stress run found in the flag cache
+(fixed: a refresh after an idle spell is waited for).
 """
 
 from __future__ import annotations
@@ -42,10 +43,6 @@ RUN_TIMEOUT = 600
 
 #: Promise -> why it is expected to be broken today (the same ones as KNOWN_BROKEN).
 BROKEN_TODAY = {
-    "readmodel-failure.writes-unaffected": "issue 9: with catalog_view renamed away, "
-    "every command-path order fails with 500 (the inline projection's error fails the write)",
-    "readmodel-failure.locked-read-model-never-stalls-writes": "issue 9: with catalog_view "
-    "locked, every command-path order waits for the lock (inline projection)",
     "lock-wait.bounded-wait-ends-in-503": "issue 11: a write waits out a lock on stock; "
     "there is no bounded wait ending in 503 + Retry-After yet",
 }
@@ -300,13 +297,6 @@ def test_the_harness_and_these_tests_agree_on_what_is_broken_today():
 # -- a bug the stress run found ------------------------------------------------------------
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="found by make stress (oversell, gthread workers, PostgreSQL): while one thread "
-    "of a worker refreshes the expired flag cache, the worker's other threads are served "
-    "the expired snapshot, however old, so a flag changed seconds ago is not yet live for "
-    "them (cqrs_layer/rollout/flags.py FlagStore._refresh)",
-)
 def test_a_flag_change_is_live_for_concurrent_requests_after_the_refresh_interval(app, monkeypatch):
     """Deterministic: the first refresh after an idle spell is held inside its query while
     a second request arrives; that request must not get the flags from before the change."""

@@ -20,6 +20,7 @@ from sqlalchemy import (
     insert,
     select,
 )
+from sqlalchemy.exc import IntegrityError
 
 from cqrs_layer import Event, Projection, ProjectionContext
 from cqrs_layer.core.messages import StoredEvent
@@ -301,8 +302,10 @@ def test_batched_and_unbatched_projections_each_apply_once(engine: Engine) -> No
 def test_a_database_error_in_a_batch_fails_the_transaction_and_leaves_nothing(
     engine: Engine,
 ) -> None:
-    """On PostgreSQL the failing statement's error arrives with a later reply; it must
-    still fail the apply, and the rollback must remove every write of the batch."""
+    """On PostgreSQL the failing statement's error arrives with a later reply (at the
+    batch's final sync, outside SQLAlchemy); it must still fail the apply as SQLAlchemy's
+    IntegrityError, which callers recover from, and the rollback must remove every write
+    of the batch."""
     duplicate = Projection("duplicate", batch_round_trips=True)
 
     @duplicate.on(BookShelved)
@@ -312,7 +315,7 @@ def test_a_database_error_in_a_batch_fails_the_transaction_and_leaves_nothing(
         ctx.connection.execute(insert(Shelf.slugs), {**row, "id": event.id + 100})  # slug taken
 
     dispatcher = ProjectionDispatcher([stats_projection(), duplicate])
-    with pytest.raises(Exception, match=r"uq_rp_slugs_slug|UNIQUE"), engine.begin() as conn:
+    with pytest.raises(IntegrityError, match=r"uq_rp_slugs_slug|UNIQUE"), engine.begin() as conn:
         dispatcher.apply(conn, record(conn, BookShelved(id=1, author="Ann", pages=100)))
 
     with engine.connect() as conn:
