@@ -263,7 +263,7 @@ def recompute(connection: Connection, model: ReadModel, keys: set[Key]) -> None:
         statements = _statements(model)
         connection.execute(statements.insert_all)
         return
-    typed = sorted({_typed(model, key) for key in keys if key is not None}, key=repr)
+    typed = sorted({typed_key(model, key) for key in keys if key is not None}, key=repr)
     if not typed:
         return
     if connection.dialect.name == "postgresql":
@@ -310,7 +310,7 @@ def _statements(model: ReadModel) -> _Statements:
     return _statements_of(model)
 
 
-def _typed(model: ReadModel, key: tuple[Any, ...]) -> tuple[Any, ...]:
+def typed_key(model: ReadModel, key: tuple[Any, ...]) -> tuple[Any, ...]:
     """A decoded key with each value of its column's Python type (JSON has no dates)."""
     values = []
     for column, value in zip(model.refresh_by, key, strict=True):

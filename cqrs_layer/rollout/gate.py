@@ -105,13 +105,14 @@ class Gate:
         for model in models:
             report = verify(self._engine, model)
             if not report.ok:
+                counts = report.drift_counts()
                 found.append(
                     Blocker(
                         "drift",
                         model.name,
                         f"read model {model.name} drifts from its source "
-                        f"(missing {len(report.missing)}, extra {len(report.extra)}, "
-                        f"different {len(report.different)}; run flask cqrs verify --repair)",
+                        f"(missing {counts['missing']}, extra {counts['extra']}, "
+                        f"different {counts['different']}; run flask cqrs verify --repair)",
                     )
                 )
         settings = self._settings

@@ -1,7 +1,8 @@
 """One function that puts the shop on the toolkit: ``init_cqrs(app)``.
 
-It registers the commands and their handlers, the projections (which bring their read
-models, whose source tables the write guard then watches), the query handlers, and wraps
+It registers every read model (change capture, installed by the migrations, keeps them
+exact whatever writes the shop's tables), the hand-written projections of the hot path,
+the commands and their handlers, the query handlers, and wraps
 every write endpoint with its command path and every slow read endpoint with its
 read-model path. Which path serves a request is decided per request by the
 endpoint's flag (``flask cqrs flags``; without one, the ``CQRS_DEFAULT_*_STAGE``
@@ -26,6 +27,7 @@ from .endpoints import WRITE_ENDPOINTS
 from .handlers import HANDLERS
 from .projections import PROJECTIONS
 from .queries import READ_ENDPOINTS, ReadEndpoint
+from .read_models import READ_MODELS
 
 cqrs = CQRS()
 
@@ -42,6 +44,8 @@ def render_toolkit_error(error: CommandRejected) -> tuple[Response, int]:
 def init_cqrs(app: Flask) -> None:
     app.config.setdefault("CQRS_ERROR_RENDERER", render_toolkit_error)
     cqrs.init_app(app, db)
+    for model in READ_MODELS:
+        cqrs.register_read_model(model, app=app)
     for projection in PROJECTIONS:
         cqrs.register_projection(projection, app=app)
     for command_type, handler in HANDLERS.items():

@@ -207,3 +207,32 @@ def test_a_broken_read_model_never_fails_a_write(
     assert_read_models_exact(app)
     with db.engine.connect() as connection:
         assert connection.execute(select(book_shelf.c.title)).scalar_one() == "Dune II"
+
+
+def test_verify_tells_rows_behind_from_drift(toy_app: Flask, captured: None) -> None:
+    """A change captured and not applied yet is *behind*: verify says so and exits 0
+    (live reads fall back meanwhile); a change capture never saw is drift: exit 1."""
+    runner = toy_app.test_cli_runner()
+    db.session.add_all([Book(title="Emma", copies=3), Book(title="Dune", copies=2)])
+    db.session.commit()
+    books = Book.__table__
+    with db.engine.begin() as connection:  # an outside writer, captured
+        connection.execute(update(books).where(books.c.title == "Emma").values(copies=7))
+
+    behind = runner.invoke(args=["cqrs", "verify"])
+
+    assert behind.exit_code == 0, behind.output
+    assert "1 row behind, changes pending (flask cqrs refresh applies them)" in behind.output
+    assert "behind different book_id=1: available: expected 7, actual 3" in behind.output
+
+    with db.engine.begin() as connection:  # a writer capture cannot see: no triggers
+        remove_capture(connection, shelf_model)
+        connection.execute(update(books).where(books.c.title == "Dune").values(copies=5))
+        install_capture(connection, shelf_model)
+
+    drift = runner.invoke(args=["cqrs", "verify"])
+
+    assert drift.exit_code == 1, drift.output
+    assert "book_shelf: DRIFT missing=0 extra=0 different=1" in drift.output
+    assert "different book_id=2: available: expected 5, actual 2" in drift.output
+    assert "1 row behind" in drift.output

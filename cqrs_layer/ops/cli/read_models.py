@@ -1,9 +1,10 @@
 """``flask cqrs backfill`` and ``flask cqrs verify``: rebuild and check read models.
 
 Both work on the app's registered read models, on its database. ``verify`` exits 0 only
-when every model agrees with its source, so it can gate a deploy or a flag change; with
-``--repair`` it exits 0 when the repair left them agreeing (checked by a second,
-read-only verify).
+when every model agrees with its source, so it can gate a deploy or a flag change; rows
+that differ only because change capture recorded a change not yet applied are reported
+as *behind*, not drift (live reads fall back while they are). With ``--repair`` it exits 0
+when the repair left them agreeing (checked by a second, read-only verify).
 """
 
 from __future__ import annotations
@@ -81,15 +82,20 @@ def _engine_and_models(names: tuple[str, ...]) -> tuple[Engine, list[ReadModel]]
 
 
 def _print_report(report: VerifyReport, after: VerifyReport | None, show: int) -> None:
+    behind = report.behind
     if report.ok:
-        click.echo(f"{report.name}: OK ({report.source_rows} rows)")
+        click.echo(f"{report.name}: OK ({report.source_rows} rows){_behind_note(report)}")
+        for diff in behind[:show]:
+            click.echo(f"  behind {_describe(diff)}")
         return
+    counts = report.drift_counts()
     click.echo(
-        f"{report.name}: DRIFT missing={len(report.missing)} extra={len(report.extra)} "
-        f"different={len(report.different)} "
+        f"{report.name}: DRIFT missing={counts['missing']} extra={counts['extra']} "
+        f"different={counts['different']} "
         f"(source {report.source_rows} rows, table {report.table_rows} rows)"
+        f"{_behind_note(report)}"
     )
-    for diff in list(report.differences())[:show]:
+    for diff in report.drift[:show]:
         click.echo(f"  {_describe(diff)}")
     if report.repaired is not None:
         fixed = report.repaired
@@ -99,6 +105,15 @@ def _print_report(report: VerifyReport, after: VerifyReport | None, show: int) -
         )
     if after is not None:
         click.echo(f"  after repair: {'OK' if after.ok else 'STILL DRIFTING'}")
+
+
+def _behind_note(report: VerifyReport) -> str:
+    """Rows that differ only because a change is captured and not yet applied."""
+    behind = len(report.behind)
+    if not behind:
+        return ""
+    rows = "row" if behind == 1 else "rows"
+    return f"; {behind} {rows} behind, changes pending (flask cqrs refresh applies them)"
 
 
 def _describe(diff: RowDiff) -> str:
