@@ -28,7 +28,6 @@ from ..core.errors import CommandRejected, ValidationFailed
 from ..core.messages import Command, Query
 from ..core.registry import Endpoint, EndpointKind, Registry
 from ..core.settings import Settings
-from ..core.sql import read_snapshot
 from ..read.queries import QueryBus
 from ..read.refresh import pending_models
 from ..write import idempotency
@@ -46,6 +45,7 @@ from .comparisons import (
     display_path,
     elapsed_ms,
     handled_response,
+    snapshot_for,
 )
 from .deadline import Deadline, DeadlineExceeded, enforced
 from .diff import ComparisonOptions
@@ -301,8 +301,10 @@ class Router:
         models = self._read_model_names(wrapped.endpoint.name)
         try:
             # One snapshot for "are its read models current?" and the read itself, on a
-            # connection of its own: a change committed in between cannot slip through.
-            with read_snapshot(self._engine) as connection:
+            # connection of its own that the app's session shares (a query handler may
+            # use the app's models and serializers): a change committed in between
+            # cannot slip through.
+            with snapshot_for(self._engine, self._session) as connection:
                 stale = pending_models(connection, models)
                 if stale:
                     return None, ("stale", StaleReadModels(stale))

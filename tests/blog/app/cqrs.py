@@ -1,0 +1,104 @@
+"""The blog's CQRS side: GET /api/users and /api/users/<id> served from a read model.
+
+Nothing here edits a view or a model: endpoints are wrapped by name, and the read path
+reuses the app's own serializer (``User.to_dict``) with its three counts taken from the
+read model instead of three COUNT queries per user.
+"""
+
+import sqlalchemy as sa
+
+from cqrs_layer import CQRS, Query, ReadModel
+
+from .extensions import db, token_auth
+from .models import Post, User, followers
+
+user_stats = sa.Table(
+    "user_stats",
+    db.metadata,
+    sa.Column("user_id", sa.Integer, primary_key=True, autoincrement=False),
+    sa.Column("post_count", sa.Integer, nullable=False),
+    sa.Column("follower_count", sa.Integer, nullable=False),
+    sa.Column("following_count", sa.Integer, nullable=False),
+)
+
+
+def _counted(column):
+    return (
+        sa.select(column.label("user_id"), sa.func.count().label("n")).group_by(column).subquery()
+    )
+
+
+def user_stats_source():
+    posts = _counted(Post.user_id)
+    fans = _counted(followers.c.followed_id)
+    idols = _counted(followers.c.follower_id)
+    return (
+        sa.select(
+            User.id.label("user_id"),
+            sa.func.coalesce(posts.c.n, 0).label("post_count"),
+            sa.func.coalesce(fans.c.n, 0).label("follower_count"),
+            sa.func.coalesce(idols.c.n, 0).label("following_count"),
+        )
+        .outerjoin(posts, posts.c.user_id == User.id)
+        .outerjoin(fans, fans.c.user_id == User.id)
+        .outerjoin(idols, idols.c.user_id == User.id)
+    )
+
+
+stats_model = ReadModel(
+    "user_stats",
+    user_stats,
+    user_stats_source,
+    keys_from={followers: [followers.c.follower_id, followers.c.followed_id]},
+)
+
+
+class GetUsers(Query):
+    page: int
+    per_page: int
+    user_id: int | None = None
+
+
+def with_stats(users):
+    """Give each user its counts from the read model: ``to_dict`` then asks no COUNT."""
+    ids = [user.id for user in users]
+    rows = db.session.execute(sa.select(user_stats).where(user_stats.c.user_id.in_(ids)))
+    for row in rows:
+        user = db.session.get(User, row.user_id)
+        user.posts_count = lambda n=row.post_count: n
+        user.followers_count = lambda n=row.follower_count: n
+        user.following_count = lambda n=row.following_count: n
+    return users
+
+
+def get_users(query, _connection):
+    # The live path reads in one snapshot (db.session included): this page, and the pages
+    # to_collection_dict loads again from the session's identity map, are the same objects.
+    if query.user_id is not None:
+        return with_stats([db.get_or_404(User, query.user_id)])[0].to_dict()
+    page = sa.select(User).order_by(User.id)
+    first = (max(query.page, 1) - 1) * query.per_page
+    loaded = with_stats(db.session.scalars(page.offset(first).limit(query.per_page)).all())
+    answer = User.to_collection_dict(page, query.page, query.per_page, "api.get_users")
+    del loaded  # kept alive until the serializer ran: the identity map holds objects weakly
+    return answer
+
+
+def _users_query(request, view_args):
+    per_page = min(request.args.get("per_page", 10, type=int), 100)
+    page = request.args.get("page", 1, type=int)
+    return GetUsers(page=page, per_page=per_page, user_id=view_args.get("id"))
+
+
+def init_cqrs(app):
+    cqrs = CQRS(app, db)  # after the blueprints: endpoints are wrapped by name
+    cqrs.register_read_model(stats_model)
+    cqrs.register_query(GetUsers, get_users)
+    for endpoint in ("api.get_users", "api.get_user"):
+        cqrs.query_endpoint(
+            endpoint,
+            build=_users_query,
+            decorators=[token_auth.login_required],
+            read_models=["user_stats"],
+        )
+    return cqrs
