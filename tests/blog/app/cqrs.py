@@ -1,15 +1,19 @@
-"""The blog's CQRS side: GET /api/users and /api/users/<id> served from a read model.
+"""The blog's CQRS side: GET /api/users and /api/users/<id> served from a read model, and
+the follow form (POST /follow/<username>) through a command.
 
-Nothing here edits a view or a model: endpoints are wrapped by name, and the read path
-reuses the app's own serializer (``User.to_dict``) with its three counts taken from the
-read model instead of three COUNT queries per user.
+Nothing here edits a view or a model: endpoints are wrapped by name, the read path reuses
+the app's own serializer (``User.to_dict``) with its three counts taken from the read model
+instead of three COUNT queries per user, and the command reuses the model's ``follow``.
 """
 
 import sqlalchemy as sa
+from flask import flash, redirect, url_for
+from flask_login import current_user, login_required
 
-from cqrs_layer import CQRS, Query, ReadModel
+from cqrs_layer import CQRS, Command, Decline, Query, ReadModel
 
 from .extensions import db, token_auth
+from .main.forms import EmptyForm
 from .models import Post, User, followers
 
 user_stats = sa.Table(
@@ -90,6 +94,29 @@ def _users_query(request, view_args):
     return GetUsers(page=page, per_page=per_page, user_id=view_args.get("id"))
 
 
+class FollowUser(Command):
+    follower_id: int
+    username: str
+
+
+def follow_user(command, uow):
+    follower = uow.session.get(User, command.follower_id)
+    follower.follow(db.session.scalar(sa.select(User).filter_by(username=command.username)))
+    return command.username
+
+
+def _follow_command(request, view_args):
+    user = db.session.scalar(sa.select(User).filter_by(username=view_args["username"]))
+    if not EmptyForm().validate_on_submit() or user is None or user == current_user:
+        raise Decline("not a valid follow")  # the view's own redirects and flashes answer
+    return FollowUser(follower_id=current_user.id, username=user.username)
+
+
+def _followed(username, _view_args):
+    flash(f"You are following {username}!")
+    return redirect(url_for("main.user", username=username))
+
+
 def init_cqrs(app):
     cqrs = CQRS(app, db)  # after the blueprints: endpoints are wrapped by name
     cqrs.register_read_model(stats_model)
@@ -101,4 +128,12 @@ def init_cqrs(app):
             decorators=[token_auth.login_required],
             read_models=["user_stats"],
         )
+    cqrs.register_command(FollowUser, follow_user)
+    cqrs.command_endpoint(
+        "main.follow",
+        build=_follow_command,
+        respond=_followed,
+        decorators=[login_required],
+        writes=["followers"],
+    )
     return cqrs
