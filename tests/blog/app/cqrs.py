@@ -82,10 +82,9 @@ def get_users(query, _connection):
         return with_stats([db.get_or_404(User, query.user_id)])[0].to_dict()
     page = sa.select(User).order_by(User.id)
     first = (max(query.page, 1) - 1) * query.per_page
-    loaded = with_stats(db.session.scalars(page.offset(first).limit(query.per_page)).all())
-    answer = User.to_collection_dict(page, query.page, query.per_page, "api.get_users")
-    del loaded  # kept alive until the serializer ran: the identity map holds objects weakly
-    return answer
+    # Held in a local until the serializer ran: the identity map holds objects weakly.
+    loaded = with_stats(db.session.scalars(page.offset(first).limit(query.per_page)).all())  # noqa: F841
+    return User.to_collection_dict(page, query.page, query.per_page, "api.get_users")
 
 
 def _users_query(request, view_args):
