@@ -5,8 +5,10 @@ orders compete for the same rows. ``CLIENTS`` client threads post orders back to
 (a new connection each, like every other request of the bench) against a server of
 ``WORKERS`` gunicorn sync workers, first on one path, then the other, in rounds that
 alternate which path goes first (AB, BA, ...) so a burst of background load falls on
-both. In each round the clients run ``warmup`` seconds before counting, then count the
-orders answered 201 within ``seconds``. The legacy path is the shop before the migration
+both. In each round the clients run ``warmup`` seconds, and until ``WARM_REPLIES``
+replies came in, before counting (a worker's first requests compile statements and
+read-model lineage: not what a running server pays), then count the orders answered 201
+within ``seconds``. The legacy path is the shop before the migration
 (the ``plain`` server, a database copy without change capture), the candidate the
 command path with the shop's projections: the record's value is candidate orders/s over
 legacy orders/s (higher is better). Every reply must come from the path its server
@@ -30,6 +32,11 @@ from .writes import order_body
 CLIENTS = 8
 WORKERS = 4
 BODIES = 5_000  # distinct bodies, reused in turn
+#: Replies per round before counting starts, whatever the warm-up time: every worker has
+#: served a few orders by then.
+WARM_REPLIES = 8 * WORKERS
+#: ... unless the server cannot give that many in this time (then counting starts anyway).
+WARM_LIMIT = 60.0
 JOIN_TIMEOUT = 330.0  # longer than the client's request timeout
 
 
@@ -75,11 +82,14 @@ def _round(side: Side, bodies: list[dict[str, Any]], schedule: Schedule, tally: 
     name = "write-throughput:orders.place_order"
     counter = itertools.count()  # next() on it is atomic under the GIL
     lock = threading.Lock()
+    replies = 0
+    warm = threading.Event()
     counting = threading.Event()
     stop = threading.Event()
     wrong: list[WrongPath] = []
 
     def client() -> None:
+        nonlocal replies
         while not stop.is_set():
             body = bodies[next(counter) % len(bodies)]
             reply = post(side.server.port, "/api/orders", body)
@@ -88,8 +98,12 @@ def _round(side: Side, bodies: list[dict[str, Any]], schedule: Schedule, tally: 
             except WrongPath as error:
                 wrong.append(error)
                 stop.set()
+                warm.set()
                 return
             with lock:
+                replies += 1
+                if replies >= WARM_REPLIES:
+                    warm.set()
                 if not counting.is_set() or stop.is_set():
                     continue  # warming up, or answered after the count closed
                 if reply.status == 201:
@@ -107,6 +121,7 @@ def _round(side: Side, bodies: list[dict[str, Any]], schedule: Schedule, tally: 
         thread.start()
     try:
         stop.wait(schedule.warmup)
+        warm.wait(WARM_LIMIT)
         with lock:
             counting.set()
             started = time.perf_counter()
