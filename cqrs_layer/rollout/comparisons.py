@@ -17,7 +17,6 @@ with :meth:`Comparisons.drain`.
 from __future__ import annotations
 
 import io
-import logging
 import os
 import sys
 import threading
@@ -34,7 +33,7 @@ from sqlalchemy.orm import Session, scoped_session
 from werkzeug.exceptions import HTTPException
 from werkzeug.wrappers import Response as BaseResponse
 
-from ..core import metrics
+from ..core import logs, metrics
 from ..core.settings import Settings
 from ..read.refresh import pending_models
 from .deadline import Deadline, DeadlineExceeded, enforced
@@ -50,8 +49,6 @@ from .history import (
     ComparisonHistory,
     ComparisonResult,
 )
-
-log = logging.getLogger(__name__)
 
 LEGACY = "legacy"
 READ_MODEL = "read-model"
@@ -108,7 +105,7 @@ class ComparisonPool:
         try:
             job()
         except Exception:
-            log.exception("comparison job failed")
+            logs.comparison.exception("comparison job failed")
         finally:
             self._finished()
 
@@ -300,7 +297,7 @@ class Comparisons:
         with app.app_context(), app.request_context(comparison.request.fresh_environ()):
             rule = request.url_rule
             if rule is None or rule.endpoint != comparison.endpoint:
-                log.warning(
+                logs.comparison.warning(
                     "comparison for %s: the copied request no longer routes there; skipped",
                     comparison.endpoint,
                 )
