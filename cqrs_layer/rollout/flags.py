@@ -204,7 +204,7 @@ class FlagStore:
     def get_in(self, connection: Connection, endpoint: str) -> FlagState:
         kind = self._registry.endpoint(endpoint).kind
         row = connection.execute(select(flags).where(flags.c.endpoint == endpoint)).first()
-        return _state_from_row(row, kind) if row is not None else self._settings_state(endpoint)
+        return _state_from_row(row, kind) if row is not None else self.settings_state(endpoint)
 
     def all(self) -> list[FlagState]:
         """Every wrapped endpoint's flag, by endpoint name."""
@@ -213,7 +213,7 @@ class FlagStore:
         return [
             _state_from_row(stored[name], endpoint.kind)
             if name in stored
-            else self._settings_state(name)
+            else self.settings_state(name)
             for name, endpoint in sorted(self._registry.endpoints.items())
         ]
 
@@ -287,7 +287,8 @@ class FlagStore:
             before.version + 1,
         )  # fmt: skip
 
-    def _settings_state(self, endpoint: str) -> FlagState:
+    def settings_state(self, endpoint: str) -> FlagState:
+        """The endpoint's flag as the settings make it (no row recorded, or no table)."""
         kind = self._registry.endpoint(endpoint).kind
         stage, percent, sample_rate = self._configured(endpoint, kind)
         return FlagState(endpoint, kind, stage, percent, sample_rate, SETTINGS)

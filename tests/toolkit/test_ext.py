@@ -216,7 +216,22 @@ def test_the_public_surface_is_exactly_this() -> None:
     ("module", "names"),
     [
         ("cqrs_layer.sql", None),
-        ("cqrs_layer.schema", ["install_capture", "metadata", "remove_capture"]),
+        (
+            "cqrs_layer.schema",
+            [
+                "create_read_models",
+                "create_toolkit_tables",
+                "database_problem",
+                "drop_read_models",
+                "drop_toolkit_tables",
+                "install_capture",
+                "metadata",
+                "migration_metadata",
+                "missing_tables",
+                "remove_capture",
+                "unreachable",
+            ],
+        ),
         ("cqrs_layer.testing", None),
     ],
 )

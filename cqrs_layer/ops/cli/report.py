@@ -8,9 +8,11 @@ import json
 from typing import Any
 
 import click
+from flask.cli import with_appcontext
 
 from ..context import toolkit_of
 from ..reporting import endpoint_report
+from .preflight import uses_database
 
 LAST_DIFFS = 5
 
@@ -25,6 +27,8 @@ LAST_DIFFS = 5
     help=f"How many of the newest mismatches to show (default {LAST_DIFFS}).",
 )
 @click.option("--json", "as_json", is_flag=True, help="Print the report as JSON.")
+@with_appcontext
+@uses_database
 def report_command(endpoints: tuple[str, ...], last: int | None, as_json: bool) -> None:
     """Per read endpoint: stage, samples, mismatch rate, latencies, errors, last diffs,
     and whether it is ready to promote."""
