@@ -19,7 +19,13 @@ from .report import report_command
 from .status import status_command
 from .table import print_table
 
-cqrs_cli = AppGroup("cqrs", help="CQRS migration toolkit.")
+cqrs_cli = AppGroup(
+    "cqrs",
+    help="CQRS migration toolkit. Start with 'flask cqrs status'.\n\n"
+    "Exit codes: 0 done, 1 a check failed (verify, refresh, a concurrent flag change), 2 a "
+    "bad argument, 3 refused by the promotion gate, 4 the database cannot be used (not "
+    "created, unreachable, or not migrated).",
+)
 cqrs_cli.add_command(backfill_command)
 cqrs_cli.add_command(verify_command)
 cqrs_cli.add_command(refresh_command)

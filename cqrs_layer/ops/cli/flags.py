@@ -50,10 +50,20 @@ def list_command(as_json: bool) -> None:
 
 @flags_cli.command("set")
 @click.argument("endpoints", nargs=-1, required=True, metavar="ENDPOINT... STAGE")
-@click.option("--percent", type=float, help="Share of subjects served the new path (0..100).")
-@click.option("--sample-rate", type=float, help="Share of requests compared (0..1).")
+@click.option(
+    "--percent",
+    type=float,
+    help="Share of subjects served the new path (0..100).",
+    show_default="unchanged at the same stage, else 100",
+)
+@click.option(
+    "--sample-rate",
+    type=float,
+    help="Share of requests compared (0..1).",
+    show_default="unchanged",
+)
 @click.option("--reason", required=True, help="Why; recorded in the audit log.")
-@click.option("--actor", default=None, help="Who; default cli:<login name>.")
+@click.option("--actor", help="Who; recorded in the audit log.", show_default="cli:<login name>")
 @click.option("--force", is_flag=True, help="Override a promotion gate refusal (audited).")
 @uses_database
 def set_command(
@@ -65,8 +75,9 @@ def set_command(
     force: bool,
 ) -> None:
     """Move each ENDPOINT to STAGE (read: legacy|shadow|live|complete, write:
-    legacy|command). Several endpoints are changed one by one, in the order given; the
-    first refusal stops the rest."""
+    legacy|command). Several endpoints are changed one by one, in the order given, each
+    gated and audited on its own; the first refusal stops the rest. Setting what is
+    already so records nothing. Exits 3 when the promotion gate refuses."""
     if len(endpoints) < 2:
         raise click.UsageError("name at least one ENDPOINT and the STAGE to move it to")
     *names, stage = endpoints
@@ -106,7 +117,15 @@ def set_command(
 
 @flags_cli.command("history")
 @click.argument("endpoint", required=False)
-@click.option("--last", "-n", "limit", type=click.IntRange(min=1), default=20, show_default=True)
+@click.option(
+    "--last",
+    "-n",
+    "limit",
+    type=click.IntRange(min=1),
+    default=20,
+    show_default=True,
+    help="How many of the newest changes.",
+)
 @click.option("--json", "as_json", is_flag=True, help="Print JSON instead of lines.")
 @uses_database
 def history_command(endpoint: str | None, limit: int, as_json: bool) -> None:
