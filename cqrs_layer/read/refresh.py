@@ -53,6 +53,7 @@ from ..core.read_model import ReadModel
 from ..core.sql import batched_round_trips, bound_waits, unbound_waits, write_locked
 from ..core.tables import changes
 from .backfill import backfill, source_columns
+from .pushdown import pushed_down
 
 #: A refresh key: the values of the model's ``refresh_by`` columns; None means every key.
 Key = tuple[Any, ...] | None
@@ -283,21 +284,23 @@ class _Statements:
 @functools.cache
 def _statements_of(model: ReadModel) -> _Statements:
     columns = source_columns(model)
-    source = model.source().subquery("cqrs_source")
     table = model.table
     by = list(model.refresh_by)
     params = [bindparam(f"k{i}", type_=table.c[column].type) for i, column in enumerate(by)]
+    source = model.source().subquery("cqrs_source")
+    keyed_source = pushed_down(model.source(), dict(zip(by, params, strict=True)))
+    keyed = keyed_source.subquery("cqrs_source")
     chosen = select(*(source.c[column] for column in columns))
     return _Statements(
         delete_keyed=delete(table).where(
             and_(*(table.c[column] == param for column, param in zip(by, params, strict=True)))
         ),
-        # One key per execution, compared with =: the planner carries an equality into
-        # the source's joins and GROUP BY subqueries, where an IN list can defeat it.
+        # One key per execution, compared with =, and pushed into the source's GROUP BY
+        # subqueries (cqrs_layer.read.pushdown), where an IN list would defeat it.
         insert_keyed=insert(table).from_select(
             columns,
-            chosen.where(
-                and_(*(source.c[c] == param for c, param in zip(by, params, strict=True)))
+            select(*(keyed.c[column] for column in columns)).where(
+                and_(*(keyed.c[c] == param for c, param in zip(by, params, strict=True)))
             ),
         ),
         insert_all=insert(table).from_select(columns, chosen),

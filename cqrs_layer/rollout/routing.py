@@ -23,11 +23,10 @@ from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.orm import scoped_session
 
 from ..core import logs, metrics
-from ..core.errors import CommandRejected, ValidationFailed
+from ..core.errors import CommandRejected, Decline, ValidationFailed
 from ..core.messages import Command, Query
 from ..core.registry import Endpoint, EndpointKind, Registry
 from ..core.settings import Settings
-from ..core.sql import read_snapshot
 from ..read.queries import QueryBus
 from ..read.refresh import pending_models
 from ..write import idempotency
@@ -45,6 +44,7 @@ from .comparisons import (
     display_path,
     elapsed_ms,
     handled_response,
+    snapshot_for,
 )
 from .deadline import Deadline, DeadlineExceeded, enforced
 from .diff import ComparisonOptions
@@ -240,12 +240,15 @@ class Router:
     ) -> Response:
         served_by = COMMAND if route.serve_new else LEGACY
         request.environ[_SERVED_BY_KEY] = served_by
+        rv: Any = None
         if route.serve_new:
             try:
                 rv = wrapped.new_view(*args, **view_args)
             except CommandRejected as error:
                 rv = self._render_error(error)
-        else:
+            except Decline as declined:
+                served_by = _declined(wrapped.endpoint.name, declined)
+        if served_by == LEGACY:
             rv = wrapped.legacy_view(*args, **view_args)
         response = current_app.make_response(rv)
         response.headers[SERVED_BY_HEADER] = served_by
@@ -275,7 +278,7 @@ class Router:
                 response.headers[SERVED_BY_HEADER] = READ_MODEL
                 return response
             assert failure is not None
-            if not route.fallback:
+            if not route.fallback and not isinstance(failure[1], Decline):
                 raise failure[1]
             self._fall_back(wrapped.endpoint.name, route, failure, new_ms)
         elif route.compare:
@@ -298,8 +301,10 @@ class Router:
         models = self._read_model_names(wrapped.endpoint.name)
         try:
             # One snapshot for "are its read models current?" and the read itself, on a
-            # connection of its own: a change committed in between cannot slip through.
-            with read_snapshot(self._engine) as connection:
+            # connection of its own that the app's session shares (a query handler may
+            # use the app's models and serializers): a change committed in between
+            # cannot slip through.
+            with snapshot_for(self._engine, self._session) as connection:
                 stale = pending_models(connection, models)
                 if stale:
                     return None, ("stale", StaleReadModels(stale))
@@ -308,6 +313,8 @@ class Router:
         except DeadlineExceeded as exceeded:
             _roll_back(self._session)
             return None, ("timeout", exceeded)
+        except Decline as declined:
+            return None, ("declined", declined)
         except Exception as error:
             _roll_back(self._session)
             return None, ("error", error)
@@ -327,7 +334,7 @@ class Router:
             return self._app.make_response(wrapped.new_view(*args, **view_args))
         except CommandRejected as error:
             return self._app.make_response(self._render_error(error))
-        except DeadlineExceeded:
+        except (DeadlineExceeded, Decline):
             raise
         except Exception as error:
             # Re-raises what no handler takes.
@@ -341,6 +348,9 @@ class Router:
         """Count and log the failure; record it (with the legacy answer) once it exists.
         Stale read models are no failure of theirs: asked to catch up, not blamed."""
         reason, error = failure
+        if isinstance(error, Decline):
+            _declined(endpoint, error)
+            return
         metrics.fallbacks_total.labels(endpoint=endpoint, reason=reason).inc()
         stale = isinstance(error, StaleReadModels)
         if isinstance(error, StaleReadModels):
@@ -428,6 +438,14 @@ class StaleReadModels(Exception):
     def __init__(self, models: list[str]) -> None:
         super().__init__(f"changes pending in {', '.join(models)}")
         self.models = models
+
+
+def _declined(endpoint: str, declined: Decline) -> str:
+    """Count a request the new path declined; legacy answers it."""
+    metrics.declined_total.labels(endpoint=endpoint, reason=declined.reason).inc()
+    logs.fallback.debug("%s: declined (%s); served by legacy", endpoint, declined.reason)
+    request.environ[_SERVED_BY_KEY] = LEGACY
+    return LEGACY
 
 
 def _existing_view(app: Flask, endpoint: str) -> Callable[..., Any]:

@@ -65,7 +65,8 @@ def format_report(report: dict[str, Any]) -> list[str]:
         f"p95 {_ms(latency['legacy']['p95'])} | new p50 {_ms(latency['new']['p50'])} "
         f"p95 {_ms(latency['new']['p95'])}",
         f"  errors: legacy {report['errors']['legacy']}, new {report['errors']['new']}; "
-        f"fallbacks {report['fallbacks']}",
+        f"fallbacks {report['fallbacks']}; legacy while changes pended "
+        f"{report['outcomes'].get('stale', 0)}",
         f"  ready to promote: {'yes' if report['ready_to_promote'] else 'no'} ({report['why']})",
     ]
     if report["last_diffs"]:
