@@ -16,7 +16,9 @@ from __future__ import annotations
 
 import click
 
-DONE, FAILED, USAGE, REFUSED, DATABASE = 0, 1, 2, 3, 4
+# 0, 1 and 2 are click's own: a normal return, ClickException, UsageError.
+REFUSED = 3
+DATABASE = 4
 
 
 class Refused(click.ClickException):
