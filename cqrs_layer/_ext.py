@@ -149,6 +149,7 @@ class CQRS:
             changes=changes,
             comparisons=comparisons,
             router=router,
+            captures=captured,
         )
 
         correlation.install(app)

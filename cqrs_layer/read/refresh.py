@@ -27,7 +27,6 @@ from __future__ import annotations
 import functools
 import hashlib
 import json
-import logging
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import date, datetime
@@ -48,14 +47,13 @@ from sqlalchemy import (
 )
 from sqlalchemy.exc import SQLAlchemyError
 
+from ..core import logs
 from ..core.own_changes import own_condition
 from ..core.read_model import ReadModel
 from ..core.sql import batched_round_trips, bound_waits, unbound_waits, write_locked
 from ..core.tables import changes
 from .backfill import backfill, source_columns
 from .pushdown import pushed_down
-
-log = logging.getLogger(__name__)
 
 #: A refresh key: the values of the model's ``refresh_by`` columns; None means every key.
 Key = tuple[Any, ...] | None
@@ -141,7 +139,7 @@ class Refresher:
             except SQLAlchemyError as error:
                 savepoint.rollback()  # the write goes on; its keys stay pending
                 failed[name] = f"{type(error).__name__}: {error}".splitlines()[0]
-                log.warning("read model %s not refreshed (stays pending): %s", name, error)
+                logs.refresh.warning("read model %s not refreshed (stays pending): %s", name, error)
         return RefreshResult(done, failed, frozenset(unfinished))
 
     # ------------------------------------------------------------ changes left committed
@@ -177,7 +175,7 @@ class Refresher:
                     done[name] = done.get(name, 0) + applied
             except SQLAlchemyError as error:
                 failed[name] = f"{type(error).__name__}: {error}".splitlines()[0]
-                log.warning("read model %s not refreshed: %s", name, error)
+                logs.refresh.warning("read model %s not refreshed: %s", name, error)
         return RefreshResult(done, failed)
 
     def _apply_batch(self, engine: Engine, model: ReadModel, batch: int) -> int:

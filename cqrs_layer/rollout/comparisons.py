@@ -17,7 +17,6 @@ with :meth:`Comparisons.drain`.
 from __future__ import annotations
 
 import io
-import logging
 import os
 import sys
 import threading
@@ -35,7 +34,7 @@ from sqlalchemy.orm import Session, scoped_session
 from werkzeug.exceptions import HTTPException
 from werkzeug.wrappers import Response as BaseResponse
 
-from ..core import metrics
+from ..core import logs, metrics
 from ..core.settings import Settings
 from ..core.sql import refused_as_read_only
 from ..read.refresh import pending_models
@@ -52,8 +51,6 @@ from .history import (
     ComparisonHistory,
     ComparisonResult,
 )
-
-log = logging.getLogger(__name__)
 
 LEGACY = "legacy"
 READ_MODEL = "read-model"
@@ -110,7 +107,7 @@ class ComparisonPool:
         try:
             job()
         except Exception:
-            log.exception("comparison job failed")
+            logs.comparison.exception("comparison job failed")
         finally:
             self._finished()
 
@@ -302,7 +299,7 @@ class Comparisons:
         with app.app_context(), app.request_context(comparison.request.fresh_environ()):
             rule = request.url_rule
             if rule is None or rule.endpoint != comparison.endpoint:
-                log.warning(
+                logs.comparison.warning(
                     "comparison for %s: the copied request no longer routes there; skipped",
                     comparison.endpoint,
                 )
@@ -418,7 +415,9 @@ def preprocess_without_writes(app: Flask, session: scoped_session[Any]) -> Any:
                 if not refused_as_read_only(error):
                     raise
                 session.rollback()
-                log.debug("%s writes; its write is dropped in the comparison", before_func)
+                logs.comparison.debug(
+                    "%s writes; its write is dropped in the comparison", before_func
+                )
                 continue
             if rv is not None:
                 return rv

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import difflib
 import functools
-import logging
 import time
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
@@ -23,7 +22,7 @@ from sqlalchemy import Engine
 from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.orm import scoped_session
 
-from ..core import metrics
+from ..core import logs, metrics
 from ..core.errors import CommandRejected, Decline, ValidationFailed
 from ..core.messages import Command, Query
 from ..core.registry import Endpoint, EndpointKind, Registry
@@ -52,8 +51,6 @@ from .diff import ComparisonOptions
 from .flags import FlagStore
 from .history import FALLBACK, STALE, ComparisonResult
 from .stages import COMMAND, STAGES, Route, check_stage, decide, subject_reader
-
-log = logging.getLogger(__name__)
 
 SERVED_BY_HEADER = "X-CQRS-Served-By"
 _SERVED_BY_KEY = "cqrs.served_by"  # on the request: an app context can outlive it
@@ -171,7 +168,7 @@ class Router:
                 endpoint, kind, stage, percent, sample_rate, lambda: self._subject(live_request)
             )
         except Exception:
-            log.exception("flag evaluation failed for %s; serving legacy", endpoint)
+            logs.fallback.exception("flag evaluation failed for %s; serving legacy", endpoint)
             return _LEGACY_ROUTE
 
     def _subject(self, live_request: Request) -> str:
@@ -358,9 +355,13 @@ class Router:
         stale = isinstance(error, StaleReadModels)
         if isinstance(error, StaleReadModels):
             self._refresh_later(error.models)
-            log.info("%s: read model changes pending (%s); served by legacy", endpoint, error)
+            logs.fallback.info(
+                "%s: read model changes pending (%s); served by legacy", endpoint, error
+            )
         else:
-            log.warning("%s: read model %s (%s); served by legacy", endpoint, reason, error)
+            logs.fallback.warning(
+                "%s: read model %s (%s); served by legacy", endpoint, reason, error
+            )
         path = display_path(request.environ)
         started = time.perf_counter()
         comparisons = self._comparisons
@@ -442,7 +443,7 @@ class StaleReadModels(Exception):
 def _declined(endpoint: str, declined: Decline) -> str:
     """Count a request the new path declined; legacy answers it."""
     metrics.declined_total.labels(endpoint=endpoint, reason=declined.reason).inc()
-    log.debug("%s: declined (%s); served by legacy", endpoint, declined.reason)
+    logs.fallback.debug("%s: declined (%s); served by legacy", endpoint, declined.reason)
     request.environ[_SERVED_BY_KEY] = LEGACY
     return LEGACY
 
@@ -468,4 +469,4 @@ def _roll_back(session: Any) -> None:
     try:
         session.rollback()
     except SQLAlchemyError:
-        log.exception("rollback after a failed read path failed")
+        logs.fallback.exception("rollback after a failed read path failed")

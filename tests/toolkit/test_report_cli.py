@@ -88,6 +88,7 @@ def test_report_numbers_from_a_known_history(shadow_app: Flask, runner: FlaskCli
         },
         "errors": {"legacy": 0, "new": 1},
         "fallbacks": 0,
+        "fallback_reasons": {},
         "ready_to_promote": False,
         "why": (
             "4 of the 50 comparisons it needs; 1 mismatch(es) in the last 4; "
@@ -174,6 +175,7 @@ def test_report_after_real_comparisons_and_a_fallback(
     assert (report["stage"], report["samples"], report["fallbacks"]) == ("live", 3, 1)
     assert report["outcomes"] == {"match": 1, "mismatch": 1, "fallback": 1}
     assert report["errors"] == {"legacy": 0, "new": 1}
+    assert report["fallback_reasons"] == {"RuntimeError: boom": 1}
     [diff] = report["last_diffs"]
     assert diff["request"] == "GET /library/books/2"
     assert [(e["path"], e["kind"]) for e in diff["entries"]] == [("$", "type")]
