@@ -22,6 +22,7 @@ from .core.errors import (
     CommandRejected,
     UnguardedWriteError,
     render_json_error,
+    rendered,
     unguarded_write_refusal,
 )
 from .core.messages import Command, Query
@@ -45,7 +46,7 @@ from .rollout.flags import FlagStore
 from .rollout.gate import Gate
 from .rollout.history import ComparisonHistory
 from .rollout.routing import Build, Respond, Router, ViewDecorator, mark_served_by
-from .write import guard
+from .write import bounded, guard
 from .write.bus import CommandBus, CommandHandler
 from .write.middleware import standard_pipeline
 from .write.writers import WriterLog
@@ -122,6 +123,7 @@ class CQRS:
             db.session.session_factory.class_,
             keeping.Keeper(refresher, settings.refresh_timeout_ms, catch_up.ask),
         )
+        bounded.install(db.session.session_factory.class_)
         router = Router(
             app,
             registry,
@@ -153,7 +155,7 @@ class CQRS:
         )
 
         correlation.install(app)
-        app.register_error_handler(CommandRejected, render_error)
+        app.register_error_handler(CommandRejected, lambda error: rendered(error, render_error))
         app.register_error_handler(
             UnguardedWriteError, lambda error: render_error(unguarded_write_refusal(error))
         )

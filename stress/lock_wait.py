@@ -2,14 +2,18 @@
 
 Clients place orders on the command path while another connection holds the ``stock``
 table (PostgreSQL: ``LOCK TABLE stock IN ACCESS EXCLUSIVE MODE``; SQLite: the database's
-write lock, taken by a transaction writing ``stock``) for ``lock_seconds``. The goal is a
-bounded wait: a write that cannot get its lock within ``WAIT_BOUND_MS`` answers 503 with
-``Retry-After`` instead of hanging on. Today writes wait the lock out; this scenario
-measures how long, and what they answer.
+write lock, taken by a transaction writing ``stock``) for ``lock_seconds``. The promise is
+a bounded wait: the server runs with ``CQRS_WRITE_TIMEOUT_MS`` at ``WRITE_TIMEOUT_MS``, so
+a write that cannot get its lock gives up there and answers 503 with ``Retry-After``; the
+scenario measures how long each write waited (the bound it is judged by, ``WAIT_BOUND_MS``,
+leaves room for answering on a loaded machine) and what it answered. Every worker serves a
+few orders first: a worker's first requests are slow (its connections, its caches), which
+is no lock wait and must not be judged as one.
 """
 
 from __future__ import annotations
 
+import random
 import threading
 import time
 from functools import partial
@@ -20,32 +24,37 @@ from .http import Reply, post
 from .load import clients
 from .locks import table_locked
 from .results import ScenarioResult
-from .servers import running
+from .servers import WORKERS, running
 from .shop_cli import verify
 from .timeline import Timeline, max_ms, statuses
 
 LOCKED_TABLE = "stock"
-#: The wait a write may spend on a lock before it should give up with a 503.
+#: The server's CQRS_WRITE_TIMEOUT_MS: how long a write waits for a lock before it gives up.
+WRITE_TIMEOUT_MS = 1000
+#: How long a write may take, its wait included, before it should have answered 503.
 WAIT_BOUND_MS = 2000.0
 WRITERS = 3
+#: Orders placed one after another before the clock starts: enough to reach every worker.
+WARM_UP_ORDERS = 3 * WORKERS
 
 
 def run(ctx: ScenarioContext) -> ScenarioResult:
     result = ScenarioResult("lock-wait", ctx.backend)
     timeline = Timeline()
-    env = {"FLASK_CQRS_DEFAULT_WRITE_STAGE": "command"}
+    env = {
+        "FLASK_CQRS_DEFAULT_WRITE_STAGE": "command",
+        "FLASK_CQRS_WRITE_TIMEOUT_MS": str(WRITE_TIMEOUT_MS),
+    }
     with ctx.template.copy("lock-wait") as url:
         with running(ctx.server("lock-wait", url, env=env)) as server:
+            warm_up = ctx.rng("lock-wait-warm-up")
+            for _ in range(WARM_UP_ORDERS):
+                post(server.base_url, "/api/orders", _order(ctx, warm_up))
 
             def writer(index: int, stop: threading.Event) -> None:
                 rng = ctx.rng(f"lock-wait-writer-{index}")
                 while not stop.is_set():
-                    body = {
-                        "customer_id": rng.choice(ctx.facts.customer_ids),
-                        "lines": [
-                            {"product_id": rng.choice(ctx.facts.bulk_product_ids), "quantity": 1}
-                        ],
-                    }
+                    body = _order(ctx, rng)
                     timeline.timed("write", partial(post, server.base_url, "/api/orders", body))
                     stop.wait(0.02)
 
@@ -95,6 +104,15 @@ def run(ctx: ScenarioContext) -> ScenarioResult:
     )
     result.judge("lock-wait.verify-clean-after", outcome.clean, outcome.describe())
     return result
+
+
+def _order(ctx: ScenarioContext, rng: random.Random) -> dict[str, object]:
+    """One unit of a bulk product (plenty in stock) for a random customer."""
+    product_id = rng.choice(ctx.facts.bulk_product_ids)
+    return {
+        "customer_id": rng.choice(ctx.facts.customer_ids),
+        "lines": [{"product_id": product_id, "quantity": 1}],
+    }
 
 
 def _is_retry_later(reply: Reply) -> bool:

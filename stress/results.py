@@ -15,11 +15,7 @@ from .tally import Tally
 
 #: Promise id -> the issue that tracks it being broken today. When one of these starts to
 #: hold, the CLI says so and exits 1 until it is removed here (like a strict xfail).
-KNOWN_BROKEN: dict[str, str] = {
-    "lock-wait.bounded-wait-ends-in-503": (
-        "issue 11: a write waits out a lock on its tables (no bound, no 503 + Retry-After)"
-    ),
-}
+KNOWN_BROKEN: dict[str, str] = {}
 
 
 @dataclass(frozen=True)

@@ -3,15 +3,18 @@
 Every toolkit error carries its HTTP status, a stable machine ``code``, a human ``message``
 and optionally the ``fields`` to blame. They render as
 ``{"error": {"status", "code", "message", "fields": [{"field", "reason"}]}}`` (``fields``
-only when some input is to blame). Exceptions that are not the toolkit's are never caught
-here: the host app's own error handlers keep rendering them.
+only when some input is to blame); one the client should retry later also carries a
+``Retry-After`` header (:func:`rendered`). Exceptions that are not the toolkit's are never
+caught here: the host app's own error handlers keep rendering them.
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
-from flask import Response, jsonify
+from flask import Response, current_app, jsonify
+from flask.typing import ResponseReturnValue
 from pydantic import ValidationError
 
 
@@ -20,6 +23,8 @@ class CommandRejected(Exception):
 
     status = 400
     code = "bad_request"
+    #: Seconds after which a retry may succeed (the ``Retry-After`` header), if it may.
+    retry_after: int | None = None
 
     def __init__(
         self,
@@ -29,6 +34,7 @@ class CommandRejected(Exception):
         fields: list[dict[str, str]] | None = None,
         status: int | None = None,
         code: str | None = None,
+        retry_after: int | None = None,
     ) -> None:
         super().__init__(message)
         self.message = message
@@ -39,6 +45,8 @@ class CommandRejected(Exception):
             self.status = status
         if code is not None:
             self.code = code
+        if retry_after is not None:
+            self.retry_after = retry_after
 
     def to_dict(self) -> dict[str, Any]:
         body: dict[str, Any] = {"status": self.status, "code": self.code, "message": self.message}
@@ -75,6 +83,13 @@ class ConcurrencyConflict(CommandRejected):
     status, code = 409, "concurrency_conflict"
 
 
+class WriteTimedOut(CommandRejected):
+    """A write gave up waiting for a lock (or a statement) past ``CQRS_WRITE_TIMEOUT_MS``
+    and was rolled back whole: the service is busy, not the request wrong; retry later."""
+
+    status, code = 503, "write_timeout"
+
+
 class UnguardedWriteError(RuntimeError):
     """Strict write guard: a guarded table was written outside a command.
 
@@ -107,3 +122,14 @@ class Decline(Exception):
     def __init__(self, reason: str) -> None:
         super().__init__(reason)
         self.reason = reason
+
+
+def rendered(
+    error: CommandRejected, render: Callable[[CommandRejected], ResponseReturnValue]
+) -> Response:
+    """``error`` as ``render`` (the app's renderer) answers it, with its ``Retry-After``:
+    a renderer need not know about the header."""
+    response = current_app.make_response(render(error))
+    if error.retry_after is not None:
+        response.headers["Retry-After"] = str(error.retry_after)
+    return response

@@ -54,3 +54,10 @@ fallbacks_total = Counter(
     "Requests the new read path failed (error or timeout) and legacy served instead.",
     ["endpoint", "reason"],
 )
+
+write_timeouts_total = Counter(
+    "cqrs_write_timeouts_total",
+    "Writes of wrapped write endpoints that gave up waiting for a lock or a statement "
+    "(CQRS_WRITE_TIMEOUT_MS) and answered 503.",
+    ["endpoint"],
+)

@@ -81,6 +81,11 @@ class Settings(BaseModel):
     #: gives up and commits without them (they stay pending; reads fall back meanwhile).
     refresh_timeout_ms: float = Field(200, gt=0, le=60_000, alias="CQRS_REFRESH_TIMEOUT_MS")
     comparison_timeout_ms: float = Field(2000, gt=0, le=600_000, alias="CQRS_COMPARISON_TIMEOUT_MS")
+    #: How long a write of a wrapped write endpoint (either path) may wait for a lock, or
+    #: run a statement (PostgreSQL), before it is rolled back and answered 503
+    #: ``write_timeout``; also how long a request waits for a concurrent one with its
+    #: ``Idempotency-Key`` to answer before it is told 409 ``idempotency_key_in_use``.
+    write_timeout_ms: float = Field(3000, gt=0, le=600_000, alias="CQRS_WRITE_TIMEOUT_MS")
 
     # -- comparisons: the pool, the history, and the judgement over the newest ones
     comparison_workers: int = Field(2, ge=1, le=64, alias="CQRS_COMPARISON_WORKERS")

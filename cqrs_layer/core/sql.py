@@ -7,8 +7,10 @@ Python first. SQLite and PostgreSQL share the ``ON CONFLICT`` syntax but SQLAlch
 it through each dialect's own ``insert``; other dialects are refused loudly rather than
 emulated with a racy SELECT-then-write.
 
-Also: fresh planner statistics after a rebuild (:func:`refresh_statistics`) and one
-round trip for a block of writes on PostgreSQL (:func:`batched_round_trips`).
+Also: fresh planner statistics after a rebuild (:func:`refresh_statistics`), one round
+trip for a block of writes on PostgreSQL (:func:`batched_round_trips`), and bounded waits
+for locks: for a block (:func:`bound_waits`), for a whole write transaction
+(:func:`bound_transaction`), and telling the error they end in (:func:`gave_up_waiting`).
 """
 
 from __future__ import annotations
@@ -275,8 +277,14 @@ def bound_waits(connection: Connection, timeout_ms: float) -> None:
 
 
 def unbound_waits(connection: Connection) -> None:
-    """Undo :func:`bound_waits` for the rest of the transaction."""
-    if connection.dialect.name == "postgresql":
+    """Undo :func:`bound_waits` for the rest of the transaction: back to the
+    transaction's own bound (:func:`bound_transaction`), else to the server's defaults."""
+    if connection.dialect.name != "postgresql":
+        return
+    bound_ms = connection.info.get(_TRANSACTION_BOUND)
+    if bound_ms is not None:
+        bound_waits(connection, bound_ms)
+    else:
         connection.exec_driver_sql("SET LOCAL lock_timeout TO DEFAULT")
         connection.exec_driver_sql("SET LOCAL statement_timeout TO DEFAULT")
 
@@ -294,3 +302,77 @@ def refused_as_read_only(error: BaseException) -> bool:
     if getattr(orig, "sqlstate", None) == _READ_ONLY_SQL_TRANSACTION:
         return True
     return type(orig).__module__ == "sqlite3" and "readonly database" in str(orig)
+
+
+#: In a pooled connection's ``info`` while its transaction is bounded: the bound (ms), and
+#: on SQLite the connection's own busy timeout, put back when the transaction ends.
+_TRANSACTION_BOUND = "cqrs.transaction_bound_ms"
+_SQLITE_BUSY_TIMEOUT = "cqrs.sqlite_busy_timeout_ms"
+
+
+def bound_transaction(connection: Connection, timeout_ms: float) -> None:
+    """Give up on any lock the rest of this transaction waits for after ``timeout_ms``
+    (PostgreSQL: on any statement too), instead of waiting for as long as the holder
+    keeps it; the database then raises an error :func:`gave_up_waiting` recognises.
+
+    * PostgreSQL: :func:`bound_waits`, so the bound lapses with the transaction.
+    * SQLite: the connection's busy timeout (how long it waits for the database's write
+      lock), put back to the connection's own when the transaction ends, so the pooled
+      connection is returned as it was.
+    """
+    _restore_at_transaction_end(connection.engine)
+    info = connection.info
+    info[_TRANSACTION_BOUND] = timeout_ms
+    if connection.dialect.name == "sqlite":
+        raw: Any = connection.connection.dbapi_connection
+        if _SQLITE_BUSY_TIMEOUT not in info:
+            info[_SQLITE_BUSY_TIMEOUT] = raw.execute("PRAGMA busy_timeout").fetchone()[0]
+        raw.execute(f"PRAGMA busy_timeout = {max(1, int(timeout_ms))}")
+    else:
+        bound_waits(connection, timeout_ms)
+
+
+#: PostgreSQL: lock_not_available (``lock_timeout``), query_canceled (``statement_timeout``).
+_POSTGRES_GAVE_UP = frozenset({"55P03", "57014"})
+#: SQLite (primary result codes): SQLITE_BUSY (the write lock stayed taken past the busy
+#: timeout, or was taken since this transaction's snapshot), SQLITE_LOCKED.
+_SQLITE_GAVE_UP = frozenset({5, 6})
+
+
+def gave_up_waiting(error: BaseException) -> bool:
+    """Whether ``error`` (or one it was raised from) is the database giving up on a lock or
+    a statement: a retry later may well succeed."""
+    seen: set[int] = set()
+    current: BaseException | None = error
+    while current is not None and id(current) not in seen:
+        seen.add(id(current))
+        driver_error = getattr(current, "orig", None) or current  # SQLAlchemy wraps it
+        if getattr(driver_error, "sqlstate", None) in _POSTGRES_GAVE_UP:
+            return True
+        code = getattr(driver_error, "sqlite_errorcode", None)
+        if isinstance(code, int) and code & 0xFF in _SQLITE_GAVE_UP:
+            return True
+        current = current.__cause__ or current.__context__
+    return False
+
+
+def _restore_at_transaction_end(engine: Engine) -> None:
+    if not event.contains(engine, "commit", _transaction_ended):
+        event.listen(engine, "commit", _transaction_ended)
+        event.listen(engine, "rollback", _transaction_ended)
+        event.listen(engine.pool, "reset", _returned_to_pool)
+
+
+def _transaction_ended(connection: Connection) -> None:
+    _unbind(connection.connection.dbapi_connection, connection.info)
+
+
+def _returned_to_pool(dbapi_connection: Any, record: Any, _reset_state: Any) -> None:
+    _unbind(dbapi_connection, record.info)
+
+
+def _unbind(dbapi_connection: Any, info: dict[Any, Any]) -> None:
+    info.pop(_TRANSACTION_BOUND, None)
+    busy_timeout = info.pop(_SQLITE_BUSY_TIMEOUT, None)
+    if busy_timeout is not None:
+        dbapi_connection.execute(f"PRAGMA busy_timeout = {int(busy_timeout)}")

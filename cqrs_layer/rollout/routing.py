@@ -15,7 +15,7 @@ from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from flask import Flask, Request, Response, after_this_request, current_app, request
+from flask import Flask, Request, Response, after_this_request, request
 from flask.typing import ResponseReturnValue
 from pydantic import ValidationError
 from sqlalchemy import Engine
@@ -24,14 +24,12 @@ from sqlalchemy.orm import scoped_session
 
 from ..core import logs, metrics
 from ..core.errors import CommandRejected, Decline, ValidationFailed
-from ..core.messages import Command, Query
+from ..core.messages import Query
 from ..core.registry import Endpoint, EndpointKind, Registry
 from ..core.settings import Settings
 from ..read.queries import QueryBus
 from ..read.refresh import pending_models
-from ..write import idempotency
 from ..write.bus import CommandBus
-from ..write.uow import UnitOfWork, before_commit
 from .comparisons import (
     LEGACY,
     READ_MODEL,
@@ -51,15 +49,13 @@ from .diff import ComparisonOptions
 from .flags import FlagStore
 from .history import FALLBACK, STALE, ComparisonResult
 from .stages import COMMAND, STAGES, Route, check_stage, decide, subject_reader
+from .writes import Build, RenderError, Respond, Writes
 
 SERVED_BY_HEADER = "X-CQRS-Served-By"
 _SERVED_BY_KEY = "cqrs.served_by"  # on the request: an app context can outlive it
 _LEGACY_ROUTE = Route(LEGACY, False, False, False)
 
-Build = Callable[[Request, dict[str, Any]], Any]
-Respond = Callable[[Any, dict[str, Any]], ResponseReturnValue]
 ViewDecorator = Callable[[Callable[..., Any]], Callable[..., Any]]
-RenderError = Callable[[CommandRejected], ResponseReturnValue]
 
 
 @dataclass(frozen=True)
@@ -116,6 +112,7 @@ class Router:
         self._query_bus = query_bus
         self._comparisons = comparisons
         self._render_error = render_error
+        self._writes = Writes(session, settings, command_bus, render_error)
         self._read_subject = subject_reader(settings)
         self.wrapped: dict[str, WrappedEndpoint] = {}
 
@@ -142,7 +139,9 @@ class Router:
                 ) from None
         self._registry.add_endpoint(endpoint)
         if endpoint.kind == "write":
-            new_view = self._command_view(endpoint.name, build, respond or default_write_respond)
+            new_view = self._writes.command_view(
+                endpoint.name, build, respond or default_write_respond
+            )
         else:
             new_view = self._query_view(build, respond or default_read_respond)
         for decorator in reversed(decorators):  # listed outermost first, like stacked @lines
@@ -180,54 +179,9 @@ class Router:
 
     def _query_view(self, build: Build, respond: Respond) -> Callable[..., Any]:
         def serve_query(**view_args: Any) -> ResponseReturnValue:
-            query = _build(build, view_args)
-            if not isinstance(query, Query):
-                raise TypeError(f"build must return a Query, got {type(query).__name__}")
-            return respond(self._query_bus.ask(query), view_args)
+            return respond(self._query_bus.ask(_build(build, view_args)), view_args)
 
         return serve_query
-
-    def _command_view(self, endpoint: str, build: Build, respond: Respond) -> Callable[..., Any]:
-        def serve_command(**view_args: Any) -> ResponseReturnValue:
-            idem = idempotency.from_request(endpoint, request)
-            if idem is not None:
-                replay = idempotency.replay_if_seen(self._session.connection(), idem)
-                if replay is not None:
-                    return replay
-            command = _build(build, view_args)
-            if not isinstance(command, Command):
-                raise TypeError(f"build must return a Command, got {type(command).__name__}")
-            if idem is None:
-                return respond(self._command_bus.dispatch(command), view_args)
-            return self._dispatch_idempotently(idem, command, respond, view_args)
-
-        return serve_command
-
-    def _dispatch_idempotently(
-        self,
-        idem: idempotency.IdempotentRequest,
-        command: Command,
-        respond: Respond,
-        view_args: dict[str, Any],
-    ) -> Response:
-        responses: list[Response] = []
-
-        def store_response(uow: UnitOfWork, result: Any) -> None:
-            # Built inside the transaction so the stored response commits with the writes.
-            response = current_app.make_response(respond(result, view_args))
-            idempotency.save(uow.session.connection(), idem, response)
-            responses.append(response)
-
-        try:
-            with before_commit(store_response):
-                self._command_bus.dispatch(command)
-        except idempotency.KeyAlreadyUsed:
-            # Our writes were rolled back; the winner's response answers this request.
-            replay = idempotency.replay_if_seen(self._session.connection(), idem)
-            if replay is None:
-                raise
-            return replay
-        return responses[0]
 
     # ------------------------------------------------------------ serving a write
 
@@ -240,17 +194,13 @@ class Router:
     ) -> Response:
         served_by = COMMAND if route.serve_new else LEGACY
         request.environ[_SERVED_BY_KEY] = served_by
-        rv: Any = None
-        if route.serve_new:
-            try:
-                rv = wrapped.new_view(*args, **view_args)
-            except CommandRejected as error:
-                rv = self._render_error(error)
-            except Decline as declined:
-                served_by = _declined(wrapped.endpoint.name, declined)
-        if served_by == LEGACY:
-            rv = wrapped.legacy_view(*args, **view_args)
-        response = current_app.make_response(rv)
+        name = wrapped.endpoint.name
+        view = wrapped.new_view if route.serve_new else wrapped.legacy_view
+        try:
+            response = self._writes.serve(name, view, args, view_args)
+        except Decline as declined:  # raised by build, before anything was written
+            served_by = _declined(name, declined)
+            response = self._writes.serve(name, wrapped.legacy_view, args, view_args)
         response.headers[SERVED_BY_HEADER] = served_by
         return response
 
@@ -457,11 +407,14 @@ def _existing_view(app: Flask, endpoint: str) -> Callable[..., Any]:
         raise LookupError(f"no endpoint named {endpoint!r} in app {app.name!r}{hint}") from None
 
 
-def _build(build: Build, view_args: dict[str, Any]) -> Any:
+def _build(build: Build, view_args: dict[str, Any]) -> Query:
     try:
-        return build(request, view_args)
+        query = build(request, view_args)
     except ValidationError as exc:
         raise ValidationFailed.from_pydantic(exc) from exc
+    if not isinstance(query, Query):
+        raise TypeError(f"build must return a Query, got {type(query).__name__}")
+    return query
 
 
 def _roll_back(session: Any) -> None:

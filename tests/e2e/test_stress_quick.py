@@ -42,10 +42,7 @@ BACKENDS = backends()
 RUN_TIMEOUT = 600
 
 #: Promise -> why it is expected to be broken today (the same ones as KNOWN_BROKEN).
-BROKEN_TODAY = {
-    "lock-wait.bounded-wait-ends-in-503": "issue 11: a write waits out a lock on stock; "
-    "there is no bounded wait ending in 503 + Retry-After yet",
-}
+BROKEN_TODAY: dict[str, str] = {}
 
 
 def _run_all(shared: Path) -> None:

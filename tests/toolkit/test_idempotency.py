@@ -9,7 +9,7 @@ from flask import Flask
 from flask.testing import FlaskClient
 
 from cqrs_layer.core.tables import idempotency_keys, outbox
-from cqrs_layer.rollout import routing
+from cqrs_layer.rollout import writes
 
 from .helpers import MakeToyApp
 from .toyapp import AUTH, Book, Loan, committed_rows, count_rows
@@ -107,7 +107,7 @@ def test_two_racing_requests_with_one_key_write_once(
     hits the primary key, so A's whole command rolls back and A replays B's response."""
     toy_client.post("/library/books", json={"title": "Dune", "copies": 5})
     raced: list[Any] = []
-    real_build = routing._build
+    real_build = writes._build
 
     def build_then_let_b_win(build: Any, view_args: dict[str, Any]) -> Any:
         if not raced:
@@ -123,7 +123,7 @@ def test_two_racing_requests_with_one_key_write_once(
         return real_build(build, view_args)
 
     # A's command is built after its key check: the moment B gets in.
-    monkeypatch.setattr(routing, "_build", build_then_let_b_win)
+    monkeypatch.setattr(writes, "_build", build_then_let_b_win)
     a = toy_client.post(
         "/library/books/1/loans", json={"borrower": "ann"}, headers=key("race", **AUTH)
     )

@@ -32,11 +32,12 @@ def test_without_settings_every_default_applies() -> None:
     chosen = Settings.from_config({"SECRET_KEY": "x", "SQLALCHEMY_DATABASE_URI": "sqlite://"})
     assert chosen == Settings.model_validate({})
     assert chosen.to_config() == defaults()
-    assert (chosen.default_read_stage, chosen.write_guard, chosen.comparison_window) == (
-        "legacy",
-        "warn",
-        50,
-    )
+    assert (
+        chosen.default_read_stage,
+        chosen.write_guard,
+        chosen.comparison_window,
+        chosen.write_timeout_ms,
+    ) == ("legacy", "warn", 50, 3000)
     assert sorted(defaults()) == sorted(Settings.config_keys())
     assert all(key.startswith("CQRS_") for key in defaults())
 
@@ -80,6 +81,8 @@ def test_settings_holding_code_take_a_callable_or_an_import_string(configured: o
         ("CQRS_DEFAULT_SAMPLE_RATE", 1.5, "less than or equal to 1"),
         ("CQRS_FLAG_REFRESH_SECONDS", 0, "greater than 0"),
         ("CQRS_READ_TIMEOUT_MS", -1, "greater than 0"),
+        ("CQRS_WRITE_TIMEOUT_MS", 0, "greater than 0"),
+        ("CQRS_WRITE_TIMEOUT_MS", 700_000, "less than or equal to 600000"),
         ("CQRS_DEFAULT_READ_STAGE", "command", "'legacy', 'shadow', 'live' or 'complete'"),
         ("CQRS_DEFAULT_WRITE_STAGE", "shadow", "'legacy' or 'command'"),
         ("CQRS_WRITE_GUARD", "loud", "'off', 'warn' or 'strict'"),
