@@ -32,6 +32,7 @@ from ..core.sql import read_snapshot
 from ..read.queries import QueryBus
 from ..read.refresh import pending_models
 from ..write.bus import CommandBus
+from ..write.idempotency import HEADER as IDEMPOTENCY_HEADER
 from .comparisons import (
     LEGACY,
     READ_MODEL,
@@ -50,7 +51,7 @@ from .diff import ComparisonOptions
 from .flags import FlagStore
 from .history import FALLBACK, STALE, ComparisonResult
 from .stages import COMMAND, STAGES, Route, check_stage, decide, subject_reader
-from .writes import Build, RenderError, Respond, Writes
+from .writes import Build, RenderError, Respond, View, Writes
 
 log = logging.getLogger(__name__)
 
@@ -64,10 +65,12 @@ ViewDecorator = Callable[[Callable[..., Any]], Callable[..., Any]]
 @dataclass(frozen=True)
 class WrappedEndpoint:
     endpoint: Endpoint
-    legacy_view: Callable[..., Any]
-    new_view: Callable[..., Any]
+    legacy_view: View
+    new_view: View
     #: Read endpoint: how its comparisons diff the two answers.
     options: ComparisonOptions
+    #: Write endpoint: the legacy view for a request carrying an ``Idempotency-Key``.
+    keyed_legacy_view: View | None = None
 
 
 def default_read_respond(result: Any, _view_args: dict[str, Any]) -> ResponseReturnValue:
@@ -115,7 +118,7 @@ class Router:
         self._query_bus = query_bus
         self._comparisons = comparisons
         self._render_error = render_error
-        self._writes = Writes(session, settings, command_bus, render_error)
+        self._writes = Writes(session, engine, settings, command_bus, render_error)
         self._read_subject = subject_reader(settings)
         self.wrapped: dict[str, WrappedEndpoint] = {}
 
@@ -141,15 +144,23 @@ class Router:
                     f"{endpoint.kind} endpoint takes one of {', '.join(STAGES[endpoint.kind])}"
                 ) from None
         self._registry.add_endpoint(endpoint)
+        keyed_legacy_view = None
         if endpoint.kind == "write":
             new_view = self._writes.command_view(
                 endpoint.name, build, respond or default_write_respond
             )
+            keyed_legacy_view = _decorated(
+                self._writes.keyed_legacy_view(endpoint.name, legacy_view), decorators
+            )
         else:
             new_view = self._query_view(build, respond or default_read_respond)
-        for decorator in reversed(decorators):  # listed outermost first, like stacked @lines
-            new_view = decorator(new_view)
-        wrapped = WrappedEndpoint(endpoint, legacy_view, new_view, options or ComparisonOptions())
+        wrapped = WrappedEndpoint(
+            endpoint,
+            legacy_view,
+            _decorated(new_view, decorators),
+            options or ComparisonOptions(),
+            keyed_legacy_view,
+        )
         self.wrapped[endpoint.name] = wrapped
 
         @functools.wraps(legacy_view)
@@ -197,7 +208,12 @@ class Router:
     ) -> Response:
         served_by = COMMAND if route.serve_new else LEGACY
         request.environ[_SERVED_BY_KEY] = served_by
-        view = wrapped.new_view if route.serve_new else wrapped.legacy_view
+        if route.serve_new:
+            view = wrapped.new_view
+        elif wrapped.keyed_legacy_view is not None and IDEMPOTENCY_HEADER in request.headers:
+            view = wrapped.keyed_legacy_view
+        else:
+            view = wrapped.legacy_view
         response = self._writes.serve(wrapped.endpoint.name, view, args, view_args)
         response.headers[SERVED_BY_HEADER] = served_by
         return response
@@ -375,6 +391,12 @@ class StaleReadModels(Exception):
     def __init__(self, models: list[str]) -> None:
         super().__init__(f"changes pending in {', '.join(models)}")
         self.models = models
+
+
+def _decorated(view: View, decorators: Sequence[ViewDecorator]) -> View:
+    for decorator in reversed(decorators):  # listed outermost first, like stacked @lines
+        view = decorator(view)
+    return view
 
 
 def _existing_view(app: Flask, endpoint: str) -> Callable[..., Any]:
