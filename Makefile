@@ -36,6 +36,7 @@ migrate: $(STAMP)
 
 # The seed is a bulk load that bypasses the app; the read models are rebuilt after it.
 seed: $(STAMP)
+	@echo "Seeding demo data (unless there is some) and building the read models ..."
 	$(BIN)/flask --app legacy_app seed --if-empty
 	$(BIN)/flask --app legacy_app cqrs backfill
 
@@ -68,9 +69,12 @@ stress: $(STAMP)
 	$(PY) -m stress $(STRESS_ARGS)
 
 $(PY):
+	@echo "Creating the virtualenv $(VENV) ..."
 	$(PYTHON) -m venv $(VENV)
 
+# pip is quiet: say what is going on, and that it is worth the wait.
 $(STAMP): pyproject.toml | $(PY)
+	@echo "Installing the project and its tools into $(VENV) (about a minute, once) ..."
 	$(PY) -m pip install --quiet -e '.[dev]'
 	@touch $(STAMP)
 

@@ -3,20 +3,25 @@
 PostgreSQL gets a uniquely named database made through the admin URL and dropped at the
 end (``WITH (FORCE)``, so a crashed server connection cannot keep it alive), the way
 ``tests/databases.py`` does it; SQLite gets a file in a temporary folder.
+
+The write records' legacy side runs on a copy of it without change capture
+(:func:`copy_without_capture`): the shop before the migration.
 """
 
 from __future__ import annotations
 
 import os
+import random
+import sqlite3
 import tempfile
 import time
 import uuid
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import closing, contextmanager
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import Engine, MetaData, create_engine, func, inspect, select, text
+from sqlalchemy import Engine, MetaData, create_engine, func, inspect, select, text, update
 from sqlalchemy.engine import make_url
 
 DEFAULT_POSTGRES_URL = "postgresql+psycopg://postgres@127.0.0.1:5432/postgres"
@@ -56,6 +61,68 @@ def fresh_database(backend: str, workdir: str) -> Iterator[str]:
         with admin.connect() as conn:
             conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
         admin.dispose()
+
+
+#: PostgreSQL refuses CREATE DATABASE ... TEMPLATE while anything is connected to the
+#: template (autovacuum may be, after a bulk load): tries, a second apart.
+TEMPLATE_TRIES = 30
+
+
+@contextmanager
+def copy_without_capture(backend: str, url: str, workdir: str) -> Iterator[str]:
+    """Yield the URL of a copy of the database at ``url`` with the change capture of every
+    shop read model removed (its triggers and its ``cqrs_captures`` rows); remove the copy
+    afterwards. Nothing may be connected to ``url`` while the copy is made."""
+    if backend == "sqlite":
+        source = make_url(url).database
+        assert source, url
+        with tempfile.TemporaryDirectory(prefix="shop-bench-plain-", dir=workdir) as tmp:
+            target = f"{tmp}/shop.db"
+            # The backup API copies a consistent snapshot, whatever sits in the WAL.
+            with closing(sqlite3.connect(source)) as src, closing(sqlite3.connect(target)) as dst:
+                src.backup(dst)
+            copy = f"sqlite:///{target}"
+            _remove_capture(copy)
+            yield copy
+        return
+    admin = create_engine(postgres_admin_url(), isolation_level="AUTOCOMMIT")
+    original = make_url(url).database
+    name = f"{original}_plain"
+    try:
+        _create_from_template(admin, name, str(original))
+        copy = make_url(url).set(database=name).render_as_string(hide_password=False)
+        _remove_capture(copy)
+        yield copy
+    finally:
+        with admin.connect() as conn:
+            conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+        admin.dispose()
+
+
+def _create_from_template(admin: Engine, name: str, template: str) -> None:
+    for attempt in range(TEMPLATE_TRIES):
+        try:
+            with admin.connect() as conn:
+                conn.execute(text(f'CREATE DATABASE "{name}" TEMPLATE "{template}"'))
+            return
+        except Exception as error:  # "source database ... is being accessed by other users"
+            if "being accessed" not in str(error) or attempt == TEMPLATE_TRIES - 1:
+                raise
+            time.sleep(1.0)
+
+
+def _remove_capture(url: str) -> None:
+    from cqrs_layer.core.tables import changes
+    from cqrs_layer.schema import remove_capture
+    from legacy_app.cqrs.read_models import READ_MODELS
+
+    engine = create_engine(url)
+    try:
+        with engine.begin() as conn:
+            remove_capture(conn, *READ_MODELS)
+            conn.execute(changes.delete())
+    finally:
+        engine.dispose()
 
 
 @dataclass(frozen=True)
@@ -182,6 +249,41 @@ def seed(url: str, size: SeedSize) -> tuple[float, dict[str, int]]:
     return seconds, written
 
 
+#: Products the write records order from, and the units each gets before any order.
+ORDER_POOL = 200
+POOL_STOCK = 1_000_000
+#: The low-stock report's default threshold: the pool is chosen above it, so stocking it
+#: leaves that report's answers as the seed made them.
+LOW_STOCK = 10
+
+
+def stock_order_pool(url: str, rng: random.Random) -> list[int]:
+    """Choose the products the write records order from and give each ``POOL_STOCK``
+    units, in one UPDATE of the seeded shop (before the backfill, which covers it): no
+    order runs out of stock, and no restock runs during the measurements."""
+    from legacy_app.models import Stock
+
+    engine = create_engine(url)
+    try:
+        with engine.begin() as conn:
+            candidates = list(
+                conn.execute(
+                    select(Stock.product_id)
+                    .where(Stock.quantity > LOW_STOCK)
+                    .order_by(Stock.product_id)
+                ).scalars()
+            )
+            pool = sorted(rng.sample(candidates, min(ORDER_POOL, len(candidates))))
+            conn.execute(
+                update(Stock)
+                .where(Stock.product_id.in_(pool))
+                .values(quantity=Stock.quantity + POOL_STOCK)
+            )
+    finally:
+        engine.dispose()
+    return pool
+
+
 def backfill(url: str) -> tuple[float, list[Any]]:
     """Every shop read model through the toolkit's backfill; total seconds and per model."""
     from cqrs_layer.read.backfill import backfill_all
@@ -217,9 +319,10 @@ class DataFacts:
     customer_ids: list[int]
     in_stock_product_ids: list[int]
     low_stock_count: int  # products with stock <= 10 (the low-stock report's default)
+    order_pool: list[int]  # products the writes order from, stocked for any run
 
 
-def data_facts(url: str) -> DataFacts:
+def data_facts(url: str, order_pool: list[int]) -> DataFacts:
     from legacy_app.models import Customer, Product, Stock
 
     engine = create_engine(url)
@@ -237,4 +340,4 @@ def data_facts(url: str) -> DataFacts:
             ).scalar_one()
     finally:
         engine.dispose()
-    return DataFacts(products, customers, in_stock, int(low))
+    return DataFacts(products, customers, in_stock, int(low), order_pool)

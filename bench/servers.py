@@ -25,9 +25,24 @@ PATH_ENV: dict[str, dict[str, str]] = {
         "FLASK_CQRS_DEFAULT_READ_STAGE": "legacy",
         "FLASK_CQRS_DEFAULT_WRITE_STAGE": "legacy",
     },
+    # The shop before the migration, on a database without change capture: no write guard
+    # either (with no capture it would warn on every legacy write, at a cost the shop
+    # never paid).
+    "plain": {
+        "FLASK_CQRS_DEFAULT_READ_STAGE": "legacy",
+        "FLASK_CQRS_DEFAULT_WRITE_STAGE": "legacy",
+        "FLASK_CQRS_WRITE_GUARD": "off",
+    },
     "new": {
         "FLASK_CQRS_DEFAULT_READ_STAGE": "complete",
         "FLASK_CQRS_DEFAULT_WRITE_STAGE": "command",
+    },
+    # Commands apply no hand-written projection: every read model is kept by
+    # refresh-by-key (the toolkit's CQRS_INLINE_PROJECTIONS setting).
+    "refresh": {
+        "FLASK_CQRS_DEFAULT_READ_STAGE": "complete",
+        "FLASK_CQRS_DEFAULT_WRITE_STAGE": "command",
+        "FLASK_CQRS_INLINE_PROJECTIONS": "false",
     },
     "shadow": {
         "FLASK_CQRS_DEFAULT_READ_STAGE": "shadow",
@@ -44,7 +59,7 @@ class ServerFailed(RuntimeError):
 
 @dataclass(frozen=True)
 class Server:
-    label: str  # "legacy" or "new"
+    label: str  # "legacy", "new", "plain", ...: unique per backend
     port: int
     log_path: Path
 
@@ -63,9 +78,16 @@ def _free_port() -> int:
 
 @contextmanager
 def shop_server(
-    label: str, database_url: str, env_path: str, log_dir: Path, app: str = SHOP_APP
+    label: str,
+    database_url: str,
+    env_path: str,
+    log_dir: Path,
+    app: str = SHOP_APP,
+    *,
+    workers: int = 1,
 ) -> Iterator[Server]:
-    """Run ``app`` (the shop's factory) under gunicorn (1 sync worker) until the block ends."""
+    """Run ``app`` (the shop's factory) under gunicorn (``workers`` sync workers) until the
+    block ends."""
     port = _free_port()
     log_path = log_dir / f"server-{label}.log"
     env = {
@@ -76,7 +98,7 @@ def shop_server(
     }
     command = [
         sys.executable, "-m", "gunicorn",
-        "--workers", "1",
+        "--workers", str(workers),
         "--worker-class", "sync",
         "--bind", f"127.0.0.1:{port}",
         # Legacy requests on a big shop take a while; never let gunicorn kill one mid-sample.

@@ -13,6 +13,7 @@ from .core.correlation import current_correlation_id
 from .core.errors import (
     CommandRejected,
     ConcurrencyConflict,
+    Decline,
     DomainRuleViolated,
     NotFound,
     ValidationFailed,
@@ -40,6 +41,8 @@ __all__ = [  # noqa: RUF022 (grouped by role, not sorted)
     "ReadModel",
     # comparing the two read paths
     "ComparisonOptions",
+    # a build handing a request back to the legacy view
+    "Decline",
     # refusals a handler raises (each becomes a 4xx)
     "CommandRejected",
     "ConcurrencyConflict",

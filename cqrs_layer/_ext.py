@@ -152,6 +152,7 @@ class CQRS:
             changes=changes,
             comparisons=comparisons,
             router=router,
+            captures=captured,
         )
 
         correlation.install(app)

@@ -13,6 +13,8 @@ from .config import config_from_env
 from .db_setup import configure_sqlite
 from .errors import register_error_handlers
 from .extensions import db
+from .health import add_schema_check
+from .migrate import not_at_head
 from .request_limits import register_request_limits
 
 __all__ = ["create_app", "db"]
@@ -35,6 +37,7 @@ def create_app(config: Mapping[str, Any] | None = None) -> Flask:
     with app.app_context():
         configure_sqlite(db.engine)
 
+    add_schema_check(app, not_at_head)
     register_error_handlers(app)
     register_request_limits(app)
     _register_blueprints(app)

@@ -7,11 +7,15 @@ URL the same way the app does, so they always act on the database the app will o
 
 from __future__ import annotations
 
+import functools
 from pathlib import Path
 
 from alembic import command
 from alembic.config import Config
+from alembic.migration import MigrationContext
+from alembic.script import ScriptDirectory
 from flask import Flask
+from sqlalchemy import Connection
 from sqlalchemy.engine import make_url
 
 from .config import config_from_env
@@ -21,6 +25,8 @@ __all__ = [
     "alembic_config",
     "downgrade_database",
     "ensure_sqlite_directory",
+    "head_revisions",
+    "not_at_head",
     "resolve_database_url",
     "upgrade_database",
 ]
@@ -68,3 +74,21 @@ def upgrade_database(url: str | None = None, revision: str = "head") -> None:
 def downgrade_database(url: str | None = None, revision: str = "base") -> None:
     """Undo migrations down to ``revision`` (``base``: an empty schema)."""
     command.downgrade(alembic_config(url), revision)
+
+
+@functools.cache
+def head_revisions() -> frozenset[str]:
+    """The revisions this code's migrations end at (read once: they change with a deploy)."""
+    scripts = Config()
+    scripts.set_main_option("script_location", str(REPO_ROOT / "migrations"))
+    return frozenset(ScriptDirectory.from_config(scripts).get_heads())
+
+
+def not_at_head(connection: Connection) -> str | None:
+    """Why the database's schema is not the one this code needs, or None when it is."""
+    current = frozenset(MigrationContext.configure(connection).get_current_heads())
+    needed = head_revisions()
+    if current == needed:
+        return None
+    at = f"is at {', '.join(sorted(current))}" if current else "has no alembic revision"
+    return f"the database {at}, this code needs {', '.join(sorted(needed))}"

@@ -713,7 +713,7 @@ PATHS: dict[str, Schema] = {
     },
     "/healthz": {
         "get": operation(
-            "health", "Liveness, including a database round trip", "meta",
+            "health", "Health: a database round trip, and a migrated schema", "meta",
             responses(200, "Up", ref("Health"), 503),
         ),
     },

@@ -398,6 +398,19 @@ def _chunks(items: range, size: int) -> Iterator[range]:
         yield items[start : start + size]
 
 
+def parse_now(_ctx: click.Context, _param: click.Parameter, value: str | None) -> datetime | None:
+    """``--now``: an ISO 8601 date-time (``Z`` or an offset; none means UTC)."""
+    if value is None:
+        return None
+    try:
+        moment = datetime.fromisoformat(value)
+    except ValueError:
+        raise click.BadParameter(
+            f"{value!r} is not an ISO 8601 date-time (e.g. 2026-03-01T12:00:00Z)"
+        ) from None
+    return moment if moment.tzinfo else moment.replace(tzinfo=UTC)
+
+
 @click.command("seed")
 @click.option("--categories", default=SeedCounts.categories, show_default=True, type=int)
 @click.option("--products", default=SeedCounts.products, show_default=True, type=int)
@@ -405,6 +418,14 @@ def _chunks(items: range, size: int) -> Iterator[range]:
 @click.option("--orders", default=SeedCounts.orders, show_default=True, type=int)
 @click.option("--reviews", default=SeedCounts.reviews, show_default=True, type=int)
 @click.option("--seed", "random_seed", default=42, show_default=True, help="Random seed.")
+@click.option(
+    "--now",
+    callback=parse_now,
+    help="Where the year of history ends, as an ISO 8601 date-time (e.g. "
+    "2026-03-01T12:00:00Z; no offset means UTC): the same --seed and --now give the same "
+    "rows, timestamps included.",
+    show_default="the current time",
+)
 @click.option("--if-empty", is_flag=True, help="Do nothing when products already exist.")
 @with_appcontext
 def seed_command(
@@ -414,9 +435,12 @@ def seed_command(
     orders: int,
     reviews: int,
     random_seed: int,
+    now: datetime | None,
     if_empty: bool,
 ) -> None:
-    """Fill the database with demo data (same --seed, same data)."""
+    """Fill the database with demo data: a year of a shop's life ending at --now (by
+    default the current time, so only the timestamps differ between two runs with the
+    same --seed)."""
     for option, value in (
         ("--categories", categories),
         ("--products", products),
@@ -451,6 +475,7 @@ def seed_command(
                 orders=orders,
                 reviews=reviews,
                 seed=random_seed,
+                now=now,
                 progress=bar.update,
             )
     except ValueError as exc:

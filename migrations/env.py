@@ -10,11 +10,13 @@ from __future__ import annotations
 from logging.config import fileConfig
 
 from alembic import context
+from alembic.util import CommandError
 from sqlalchemy import MetaData, create_engine, pool
 from sqlalchemy.engine import Connection
 
+from cqrs_layer.schema import migration_metadata, unreachable
 from legacy_app import models  # noqa: F401  (registers the shop's tables on db.metadata)
-from legacy_app.cqrs.schema import cqrs_metadata
+from legacy_app.cqrs.read_models import READ_MODELS
 from legacy_app.extensions import db
 from legacy_app.migrate import ensure_sqlite_directory, resolve_database_url
 
@@ -36,7 +38,7 @@ def database_url() -> str:
 def target_metadata() -> list[MetaData]:
     """Every MetaData whose tables the migrations own: the shop's, then what its migration
     to CQRS adds (the toolkit's tables and the read models)."""
-    return [db.metadata, *cqrs_metadata()]
+    return migration_metadata(db.metadata, read_models=READ_MODELS)
 
 
 def configure(**options: object) -> None:
@@ -75,6 +77,9 @@ def run_migrations_online() -> None:
     url = database_url()
     ensure_sqlite_directory(url)
     engine = create_engine(url, poolclass=pool.NullPool)
+    problem = unreachable(engine)
+    if problem:  # a PostgreSQL database not created yet, a server down: one line, no traceback
+        raise CommandError(problem)
     try:
         with engine.connect() as connection:
             run_with_connection(connection)

@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Start the shop with gunicorn in the background and wait until it is healthy, or stop it.
 #
-#   scripts/serve-in-background.sh start   # serve on 127.0.0.1:$PORT, return once /healthz answers
+#   scripts/serve-in-background.sh start   # serve on 127.0.0.1:$PORT, return once IT answers /healthz
 #   scripts/serve-in-background.sh stop    # stop it and wait until it is gone
 #
 # For docs/migration-guide.md and for trying things by hand. The server inherits the caller's
@@ -24,25 +24,44 @@ start() {
         echo "already serving (pid $(cat "$PID_FILE")); run '$0 stop' first" >&2
         return 1
     fi
+    if listening; then
+        echo "port $PORT is already in use on 127.0.0.1 (another server?): stop it, or start" \
+            "on another port: PORT=<free port> $0 start" >&2
+        return 1
+    fi
     # Its own stdin/stdout/stderr: nothing of ours stays open, so `$(...)` and pipes return.
     gunicorn --config "$GUNICORN_CONFIG" --workers 2 --bind "127.0.0.1:$PORT" "$SHOP_APP" \
         </dev/null >"$SHOP_LOG" 2>&1 &
     local pid=$!
     echo "$pid" >"$PID_FILE"
+    # Healthy means OURS answers: gunicorn logs "Listening at: <url> (<its pid>)" once it
+    # holds the port, so a server that took the port meanwhile is never mistaken for it.
     for _ in $(seq 1 150); do
-        if curl -fsS "$URL/healthz" >/dev/null 2>&1; then
+        if ! kill -0 "$pid" 2>/dev/null; then
+            rm -f "$PID_FILE"
+            explain "the shop did not start on $URL"
+            return 1
+        fi
+        if grep -qF "Listening at: $URL ($pid)" "$SHOP_LOG" &&
+            curl -fsS "$URL/healthz" >/dev/null 2>&1; then
             echo "serving $URL (pid $pid, log $SHOP_LOG)"
             return 0
         fi
-        if ! kill -0 "$pid" 2>/dev/null; then
-            break  # it died: no point waiting
-        fi
         sleep 0.2
     done
-    echo "the shop did not become healthy on $URL; the end of $SHOP_LOG:" >&2
-    tail -n 20 "$SHOP_LOG" >&2
     stop >/dev/null 2>&1 || true
+    explain "the shop did not become healthy on $URL in 30 s"
     return 1
+}
+
+# Whether something accepts connections on the port (bash's /dev/tcp: no other tool needed).
+listening() {
+    (: <>"/dev/tcp/127.0.0.1/$PORT") 2>/dev/null
+}
+
+explain() {
+    echo "$1; the end of $SHOP_LOG:" >&2
+    tail -n 20 "$SHOP_LOG" >&2
 }
 
 stop() {

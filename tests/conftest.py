@@ -12,6 +12,7 @@ from collections.abc import Iterator
 from typing import Any
 
 import pytest
+from alembic import command
 from flask import Flask
 from flask.testing import FlaskClient, FlaskCliRunner
 
@@ -19,6 +20,7 @@ from cqrs_layer.schema import install_capture
 from legacy_app.cqrs.read_models import READ_MODELS
 from legacy_app.cqrs.schema import cqrs_metadata
 from legacy_app.extensions import db
+from legacy_app.migrate import alembic_config
 
 from .databases import backends, empty_tables, temporary_postgres_database
 from .variants import LEGACY, Variant
@@ -67,12 +69,14 @@ _created: set[str] = set()
 
 
 def _create_tables_once(database_url: str) -> None:
-    """The tables, and the read models' change capture, as the migrations make them."""
+    """The tables, and the read models' change capture, as the migrations make them, and
+    the database stamped with their head revision (``/healthz`` checks it)."""
     if database_url not in _created:
         for metadata in ALL_METADATA:
             metadata.create_all(db.engine)
         with db.engine.begin() as connection:
             install_capture(connection, *READ_MODELS)
+        command.stamp(alembic_config(database_url), "head")
         _created.add(database_url)
 
 

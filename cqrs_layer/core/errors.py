@@ -109,6 +109,21 @@ def render_json_error(error: CommandRejected) -> tuple[Response, int]:
     return jsonify(error.to_dict()), error.status
 
 
+class Decline(Exception):
+    """Raised by an endpoint's ``build``: this request is the legacy view's to answer.
+
+    For the cases a new path does not take over (yet): an HTML form that fails
+    validation and is re-rendered with its errors, an edge case the view handles its own
+    way. The legacy view answers (at every stage), ``X-CQRS-Served-By`` says ``legacy``
+    and the decline is counted with its reason (``cqrs_declined_total``; keep it a short
+    fixed phrase: it is a metric label). Nothing is an error.
+    """
+
+    def __init__(self, reason: str) -> None:
+        super().__init__(reason)
+        self.reason = reason
+
+
 def rendered(
     error: CommandRejected, render: Callable[[CommandRejected], ResponseReturnValue]
 ) -> Response:

@@ -44,6 +44,11 @@ comparisons_dropped_total = Counter(
     "Comparisons not run because the comparison queue was full.",
 )
 
+declined_total = Counter(
+    "cqrs_declined_total",
+    "Requests a new path declined (its build raised Decline): legacy answered them.",
+    ["endpoint", "reason"],
+)
 fallbacks_total = Counter(
     "cqrs_fallbacks_total",
     "Requests the new read path failed (error or timeout) and legacy served instead.",

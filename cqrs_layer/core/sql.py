@@ -289,6 +289,21 @@ def unbound_waits(connection: Connection) -> None:
         connection.exec_driver_sql("SET LOCAL statement_timeout TO DEFAULT")
 
 
+#: PostgreSQL's SQLSTATE for a write in a READ ONLY transaction.
+_READ_ONLY_SQL_TRANSACTION = "25006"
+
+
+def refused_as_read_only(error: BaseException) -> bool:
+    """Whether ``error`` is a read-only snapshot refusing a write (SQLite ``query_only``,
+    PostgreSQL ``READ ONLY``), as opposed to any other database error."""
+    orig = getattr(error, "orig", None)
+    if orig is None:
+        return False
+    if getattr(orig, "sqlstate", None) == _READ_ONLY_SQL_TRANSACTION:
+        return True
+    return type(orig).__module__ == "sqlite3" and "readonly database" in str(orig)
+
+
 #: In a pooled connection's ``info`` while its transaction is bounded: the bound (ms), and
 #: on SQLite the connection's own busy timeout, put back when the transaction ends.
 _TRANSACTION_BOUND = "cqrs.transaction_bound_ms"

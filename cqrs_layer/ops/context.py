@@ -14,6 +14,7 @@ from sqlalchemy import Engine
 
 from ..core.registry import Registry
 from ..core.settings import Settings
+from ..read.capture import CaptureStatus
 from ..read.projections import ProjectionDispatcher
 from ..read.queries import QueryBus
 from ..rollout.changes import StageChanges
@@ -43,6 +44,7 @@ class Toolkit:
     changes: StageChanges
     comparisons: Comparisons
     router: Router
+    captures: CaptureStatus
 
 
 def toolkit_of(app: Flask | None = None) -> Toolkit:

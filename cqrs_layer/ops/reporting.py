@@ -36,6 +36,7 @@ def endpoint_report(toolkit: Toolkit, endpoint: str, last: int) -> dict[str, Any
         },
         "errors": {"legacy": stats.legacy_errors, "new": stats.new_errors},
         "fallbacks": stats.fallbacks,
+        "fallback_reasons": stats.fallback_reasons,
         "ready_to_promote": ready.ready,
         "why": ready.why,
         "last_diffs": stats.last_diffs,

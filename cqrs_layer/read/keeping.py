@@ -13,7 +13,6 @@ models fall back to legacy, and a background refresh is asked for after the comm
 
 from __future__ import annotations
 
-import logging
 import weakref
 from collections.abc import Callable
 from typing import Any
@@ -23,8 +22,6 @@ from sqlalchemy import Connection, event
 from sqlalchemy.orm import Session, SessionTransaction
 
 from .refresh import Refresher
-
-log = logging.getLogger(__name__)
 
 _CONNECTION_KEY = "cqrs.transaction_connection"
 _HEAL_KEY = "cqrs.refresh_after_commit"

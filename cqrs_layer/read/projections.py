@@ -22,20 +22,18 @@ policy is the one written here:
 from __future__ import annotations
 
 import functools
-import logging
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any, TypeVar
 
 from sqlalchemy import Connection, Executable, delete
 
+from ..core import logs
 from ..core.messages import Event, StoredEvent
 from ..core.own_changes import own_condition
 from ..core.read_model import ReadModel
 from ..core.sql import batched_round_trips, bound_waits, dialect_insert_for, unbound_waits
 from ..core.tables import changes, projection_tracking
-
-log = logging.getLogger(__name__)
 
 E = TypeVar("E", bound=Event)
 Handler = Callable[[Any, "ProjectionContext"], None]
@@ -167,7 +165,7 @@ class ProjectionDispatcher:
                 savepoint.commit()
             except Exception:
                 savepoint.rollback()
-                log.exception(
+                logs.projection.exception(
                     "projections failed; their read models (%s) are refreshed by key instead",
                     ", ".join(sorted(involved)),
                 )

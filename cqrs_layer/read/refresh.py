@@ -27,7 +27,6 @@ from __future__ import annotations
 import functools
 import hashlib
 import json
-import logging
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import date, datetime
@@ -48,13 +47,13 @@ from sqlalchemy import (
 )
 from sqlalchemy.exc import SQLAlchemyError
 
+from ..core import logs
 from ..core.own_changes import own_condition
 from ..core.read_model import ReadModel
 from ..core.sql import batched_round_trips, bound_waits, unbound_waits, write_locked
 from ..core.tables import changes
 from .backfill import backfill, source_columns
-
-log = logging.getLogger(__name__)
+from .pushdown import pushed_down
 
 #: A refresh key: the values of the model's ``refresh_by`` columns; None means every key.
 Key = tuple[Any, ...] | None
@@ -140,7 +139,7 @@ class Refresher:
             except SQLAlchemyError as error:
                 savepoint.rollback()  # the write goes on; its keys stay pending
                 failed[name] = f"{type(error).__name__}: {error}".splitlines()[0]
-                log.warning("read model %s not refreshed (stays pending): %s", name, error)
+                logs.refresh.warning("read model %s not refreshed (stays pending): %s", name, error)
         return RefreshResult(done, failed, frozenset(unfinished))
 
     # ------------------------------------------------------------ changes left committed
@@ -176,7 +175,7 @@ class Refresher:
                     done[name] = done.get(name, 0) + applied
             except SQLAlchemyError as error:
                 failed[name] = f"{type(error).__name__}: {error}".splitlines()[0]
-                log.warning("read model %s not refreshed: %s", name, error)
+                logs.refresh.warning("read model %s not refreshed: %s", name, error)
         return RefreshResult(done, failed)
 
     def _apply_batch(self, engine: Engine, model: ReadModel, batch: int) -> int:
@@ -285,21 +284,23 @@ class _Statements:
 @functools.cache
 def _statements_of(model: ReadModel) -> _Statements:
     columns = source_columns(model)
-    source = model.source().subquery("cqrs_source")
     table = model.table
     by = list(model.refresh_by)
     params = [bindparam(f"k{i}", type_=table.c[column].type) for i, column in enumerate(by)]
+    source = model.source().subquery("cqrs_source")
+    keyed_source = pushed_down(model.source(), dict(zip(by, params, strict=True)))
+    keyed = keyed_source.subquery("cqrs_source")
     chosen = select(*(source.c[column] for column in columns))
     return _Statements(
         delete_keyed=delete(table).where(
             and_(*(table.c[column] == param for column, param in zip(by, params, strict=True)))
         ),
-        # One key per execution, compared with =: the planner carries an equality into
-        # the source's joins and GROUP BY subqueries, where an IN list can defeat it.
+        # One key per execution, compared with =, and pushed into the source's GROUP BY
+        # subqueries (cqrs_layer.read.pushdown), where an IN list would defeat it.
         insert_keyed=insert(table).from_select(
             columns,
-            chosen.where(
-                and_(*(source.c[c] == param for c, param in zip(by, params, strict=True)))
+            select(*(keyed.c[column] for column in columns)).where(
+                and_(*(keyed.c[c] == param for c, param in zip(by, params, strict=True)))
             ),
         ),
         insert_all=insert(table).from_select(columns, chosen),

@@ -9,7 +9,6 @@ writers the app never sees.
 
 from __future__ import annotations
 
-import logging
 import threading
 from collections.abc import Callable, Iterable
 
@@ -17,8 +16,6 @@ from sqlalchemy import Engine
 
 from ..read.refresh import Refresher
 from .comparisons import ComparisonPool
-
-log = logging.getLogger(__name__)
 
 
 class CatchUp:

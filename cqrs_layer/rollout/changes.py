@@ -7,9 +7,9 @@ row (compare-and-set: a change judged on stale state is refused), and log it.
 
 from __future__ import annotations
 
-import logging
 from dataclasses import dataclass
 
+from ..core import logs
 from ..core.errors import ValidationFailed
 from ..core.registry import Registry
 from .flags import FlagState, FlagStore
@@ -21,8 +21,6 @@ from .stages import (
     validate_percent,
     validate_sample_rate,
 )
-
-log = logging.getLogger(__name__)
 
 MAX_REASON_LENGTH = 2000
 
@@ -92,7 +90,7 @@ class StageChanges:
         after = self._flags.record(
             before, stage, to_percent, to_rate, actor=actor, reason=reason, forced=force
         )
-        log.warning(
+        logs.flags.warning(
             "flag %s: %s %g%% -> %s %g%% by %s%s (%s)",
             endpoint,
             before.stage,

@@ -17,7 +17,6 @@ with :meth:`Comparisons.drain`.
 from __future__ import annotations
 
 import io
-import logging
 import os
 import sys
 import threading
@@ -30,12 +29,14 @@ from typing import Any
 
 from flask import Flask, Request, request
 from sqlalchemy import Connection, Engine
+from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.orm import Session, scoped_session
 from werkzeug.exceptions import HTTPException
 from werkzeug.wrappers import Response as BaseResponse
 
-from ..core import metrics
+from ..core import logs, metrics
 from ..core.settings import Settings
+from ..core.sql import refused_as_read_only
 from ..read.refresh import pending_models
 from .deadline import Deadline, DeadlineExceeded, enforced
 from .diff import Answer, ComparisonOptions, Diff, diff_answers
@@ -50,8 +51,6 @@ from .history import (
     ComparisonHistory,
     ComparisonResult,
 )
-
-log = logging.getLogger(__name__)
 
 LEGACY = "legacy"
 READ_MODEL = "read-model"
@@ -108,7 +107,7 @@ class ComparisonPool:
         try:
             job()
         except Exception:
-            log.exception("comparison job failed")
+            logs.comparison.exception("comparison job failed")
         finally:
             self._finished()
 
@@ -300,7 +299,7 @@ class Comparisons:
         with app.app_context(), app.request_context(comparison.request.fresh_environ()):
             rule = request.url_rule
             if rule is None or rule.endpoint != comparison.endpoint:
-                log.warning(
+                logs.comparison.warning(
                     "comparison for %s: the copied request no longer routes there; skipped",
                     comparison.endpoint,
                 )
@@ -351,7 +350,7 @@ class Comparisons:
         try:
             try:
                 with enforced(session.connection(), deadline):
-                    rv = app.preprocess_request()
+                    rv = preprocess_without_writes(app, session)
                     if rv is None:
                         rv = view(**(request.view_args or {}))
                     response: BaseResponse = app.make_response(rv)
@@ -395,6 +394,36 @@ def _unjudged(comparison: Comparison, outcome: str) -> ComparisonResult:
     )
 
 
+def preprocess_without_writes(app: Flask, session: scoped_session[Any]) -> Any:
+    """Flask's ``preprocess_request`` for a path run in a read-only snapshot.
+
+    The request already ran its ``before_request`` hooks when it was served. A hook that
+    writes (``current_user.last_seen = now; commit()``) is refused by the snapshot: its
+    write is dropped (the session's savepoint rolled back) and the request goes on, as it
+    did when served. Any other error, and any answer a hook returns (a redirect to the
+    login page, an ``abort``), counts as usual.
+    """
+    names = (None, *reversed(request.blueprints))
+    for name in names:
+        for url_func in app.url_value_preprocessors.get(name, ()):
+            url_func(request.endpoint, request.view_args)
+    for name in names:
+        for before_func in app.before_request_funcs.get(name, ()):
+            try:
+                rv = app.ensure_sync(before_func)()
+            except SQLAlchemyError as error:
+                if not refused_as_read_only(error):
+                    raise
+                session.rollback()
+                logs.comparison.debug(
+                    "%s writes; its write is dropped in the comparison", before_func
+                )
+                continue
+            if rv is not None:
+                return rv
+    return None
+
+
 @contextmanager
 def snapshot_for(engine: Engine, scoped: scoped_session[Any]) -> Iterator[Connection]:
     """Run the block in one read-only snapshot that the app's session (its views and
@@ -404,8 +433,10 @@ def snapshot_for(engine: Engine, scoped: scoped_session[Any]) -> Iterator[Connec
     snapshot, and ``query_only`` so a write fails instead of changing data. The app's
     scoped session is, for this context, a session joined to that transaction through a
     savepoint: a view's (or an error handler's) ``rollback()`` or ``commit()`` ends the
-    savepoint, never the snapshot.
+    savepoint, never the snapshot. The session it replaces (a request's own) comes back
+    afterwards.
     """
+    previous = scoped.registry() if scoped.registry.has() else None
     with engine.connect() as raw:
         sqlite = engine.dialect.name == "sqlite"
         connection = (
@@ -423,7 +454,10 @@ def snapshot_for(engine: Engine, scoped: scoped_session[Any]) -> Iterator[Connec
             yield connection
         finally:
             session.close()
-            scoped.registry.clear()
+            if previous is None:
+                scoped.registry.clear()
+            else:
+                scoped.registry.set(previous)
             if sqlite:
                 connection.exec_driver_sql("PRAGMA query_only = OFF")
             transaction.rollback()

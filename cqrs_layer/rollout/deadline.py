@@ -17,15 +17,12 @@ caller must also check :meth:`Deadline.expired` after the path returns.
 
 from __future__ import annotations
 
-import logging
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Any
 
 from sqlalchemy import Connection, Engine, event
-
-log = logging.getLogger(__name__)
 
 #: SQLite calls the progress handler every this many virtual-machine instructions.
 SQLITE_PROGRESS_STEPS = 1000

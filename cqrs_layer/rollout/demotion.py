@@ -12,16 +12,13 @@ like any other.
 
 from __future__ import annotations
 
-import logging
-
+from ..core import logs
 from ..core.errors import ConcurrencyConflict
 from ..core.settings import Settings
 from .changes import StageChanges
 from .flags import FlagStore
 from .history import ComparisonHistory, Window
 from .stages import LIVE, SHADOW
-
-log = logging.getLogger(__name__)
 
 ACTOR = "auto-demotion"
 
@@ -64,7 +61,7 @@ class Demotion:
         except ConcurrencyConflict:
             return False  # another worker changed the flag in between; its change stands
         if change.changed:
-            log.warning("auto-demoted %s from live to shadow: %s", endpoint, reason)
+            logs.demotion.warning("auto-demoted %s from live to shadow: %s", endpoint, reason)
         return change.changed
 
 

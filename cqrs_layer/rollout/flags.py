@@ -18,7 +18,6 @@ written by an audited change.
 
 from __future__ import annotations
 
-import logging
 import os
 import threading
 import time
@@ -29,13 +28,12 @@ from typing import Any
 from sqlalchemy import Connection, Engine, insert, select, update
 from sqlalchemy.exc import IntegrityError, SQLAlchemyError
 
+from ..core import logs
 from ..core.errors import ConcurrencyConflict
 from ..core.registry import EndpointKind, Registry
 from ..core.settings import Settings
 from ..core.tables import flag_audit, flags
 from .stages import LEGACY, STAGES
-
-log = logging.getLogger(__name__)
 
 #: Where a flag's values come from.
 DATABASE = "database"  # a recorded change
@@ -150,7 +148,9 @@ class FlagStore:
     def _warn_once(self, endpoint: str, stage: str, kind: str) -> None:
         if (endpoint, stage) not in self._warned:
             self._warned.add((endpoint, stage))
-            log.error("unknown stage %r for %s endpoint %s; serving legacy", stage, kind, endpoint)
+            logs.flags.error(
+                "unknown stage %r for %s endpoint %s; serving legacy", stage, kind, endpoint
+            )
 
     def _refresh(self) -> _Snapshot:
         pid = os.getpid()
@@ -179,12 +179,12 @@ class FlagStore:
                 with self._engine.connect() as connection:
                     rows = _load_rows(connection)
                 if self._failing:
-                    log.warning("the flags table is readable again")
+                    logs.flags.warning("the flags table is readable again")
                 self._failing = False
             except SQLAlchemyError:
                 # Keep serving what we last knew (or the settings) and retry next interval.
                 if not self._failing:
-                    log.exception("cannot read the flags table; using the last known flags")
+                    logs.flags.exception("cannot read the flags table; using the last known flags")
                 self._failing = True
                 rows = old.rows
             expires = time.monotonic() + interval
@@ -204,7 +204,7 @@ class FlagStore:
     def get_in(self, connection: Connection, endpoint: str) -> FlagState:
         kind = self._registry.endpoint(endpoint).kind
         row = connection.execute(select(flags).where(flags.c.endpoint == endpoint)).first()
-        return _state_from_row(row, kind) if row is not None else self._settings_state(endpoint)
+        return _state_from_row(row, kind) if row is not None else self.settings_state(endpoint)
 
     def all(self) -> list[FlagState]:
         """Every wrapped endpoint's flag, by endpoint name."""
@@ -213,7 +213,7 @@ class FlagStore:
         return [
             _state_from_row(stored[name], endpoint.kind)
             if name in stored
-            else self._settings_state(name)
+            else self.settings_state(name)
             for name, endpoint in sorted(self._registry.endpoints.items())
         ]
 
@@ -287,7 +287,8 @@ class FlagStore:
             before.version + 1,
         )  # fmt: skip
 
-    def _settings_state(self, endpoint: str) -> FlagState:
+    def settings_state(self, endpoint: str) -> FlagState:
+        """The endpoint's flag as the settings make it (no row recorded, or no table)."""
         kind = self._registry.endpoint(endpoint).kind
         stage, percent, sample_rate = self._configured(endpoint, kind)
         return FlagState(endpoint, kind, stage, percent, sample_rate, SETTINGS)

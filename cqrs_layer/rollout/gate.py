@@ -29,7 +29,7 @@ from sqlalchemy import Connection, Engine
 from ..core.errors import CommandRejected
 from ..core.registry import Registry
 from ..core.settings import Settings
-from ..read.verify import verify
+from ..read.verify import VerifyReport, verify
 from ..write.guard import NO_REQUEST
 from .flags import FlagStore
 from .history import ComparisonHistory
@@ -95,15 +95,23 @@ class Gate:
         if found:
             raise PromotionRefused(endpoint, stage, found)
 
-    def blockers(self, endpoint: str) -> list[Blocker]:
-        """Everything that keeps ``endpoint`` from serving its read models now."""
+    def blockers(
+        self, endpoint: str, *, verified: dict[str, VerifyReport] | None = None
+    ) -> list[Blocker]:
+        """Everything that keeps ``endpoint`` from serving its read models now.
+
+        ``verified``: read model name -> its verify report, used where present and filled
+        in as more are verified, so judging several endpoints verifies each model once."""
+        reports = verified if verified is not None else {}
         models, unknown = self._registry.read_models_of(endpoint)
         found = [
             Blocker("unknown-read-model", name, f"read model {name} is not registered")
             for name in unknown
         ]
         for model in models:
-            report = verify(self._engine, model)
+            report = reports.get(model.name)
+            if report is None:
+                report = reports[model.name] = verify(self._engine, model)
             if not report.ok:
                 counts = report.drift_counts()
                 found.append(

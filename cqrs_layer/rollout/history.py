@@ -10,6 +10,7 @@ every process agrees.
 from __future__ import annotations
 
 import math
+from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -142,6 +143,8 @@ class EndpointStats:
     legacy_errors: int
     new_errors: int
     fallbacks: int
+    #: Why the new path failed, with how many fallbacks each reason caused, most first.
+    fallback_reasons: dict[str, int] = field(default_factory=dict)
     last_diffs: list[dict[str, Any]] = field(default_factory=list)
 
 
@@ -191,6 +194,9 @@ def endpoint_stats(
         legacy_errors=sum(1 for row in rows if row.legacy_error is not None),
         new_errors=sum(1 for row in rows if row.new_error is not None),
         fallbacks=outcomes.get(FALLBACK, 0),
+        fallback_reasons=dict(
+            Counter(row.new_error or "?" for row in rows if row.outcome == FALLBACK).most_common()
+        ),
         last_diffs=diffs,
     )
 

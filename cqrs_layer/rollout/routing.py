@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import difflib
 import functools
-import logging
 import time
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
@@ -23,12 +22,11 @@ from sqlalchemy import Engine
 from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.orm import scoped_session
 
-from ..core import metrics
-from ..core.errors import CommandRejected, ValidationFailed
+from ..core import logs, metrics
+from ..core.errors import CommandRejected, Decline, ValidationFailed
 from ..core.messages import Query
 from ..core.registry import Endpoint, EndpointKind, Registry
 from ..core.settings import Settings
-from ..core.sql import read_snapshot
 from ..read.queries import QueryBus
 from ..read.refresh import pending_models
 from ..write.bus import CommandBus
@@ -45,6 +43,7 @@ from .comparisons import (
     display_path,
     elapsed_ms,
     handled_response,
+    snapshot_for,
 )
 from .deadline import Deadline, DeadlineExceeded, enforced
 from .diff import ComparisonOptions
@@ -52,8 +51,6 @@ from .flags import FlagStore
 from .history import FALLBACK, STALE, ComparisonResult
 from .stages import COMMAND, STAGES, Route, check_stage, decide, subject_reader
 from .writes import Build, RenderError, Respond, View, Writes
-
-log = logging.getLogger(__name__)
 
 SERVED_BY_HEADER = "X-CQRS-Served-By"
 _SERVED_BY_KEY = "cqrs.served_by"  # on the request: an app context can outlive it
@@ -181,7 +178,7 @@ class Router:
                 endpoint, kind, stage, percent, sample_rate, lambda: self._subject(live_request)
             )
         except Exception:
-            log.exception("flag evaluation failed for %s; serving legacy", endpoint)
+            logs.fallback.exception("flag evaluation failed for %s; serving legacy", endpoint)
             return _LEGACY_ROUTE
 
     def _subject(self, live_request: Request) -> str:
@@ -208,13 +205,16 @@ class Router:
     ) -> Response:
         served_by = COMMAND if route.serve_new else LEGACY
         request.environ[_SERVED_BY_KEY] = served_by
-        if route.serve_new:
-            view = wrapped.new_view
-        elif wrapped.keyed_legacy_view is not None and IDEMPOTENCY_HEADER in request.headers:
-            view = wrapped.keyed_legacy_view
-        else:
-            view = wrapped.legacy_view
-        response = self._writes.serve(wrapped.endpoint.name, view, args, view_args)
+        name = wrapped.endpoint.name
+        legacy = wrapped.legacy_view
+        if wrapped.keyed_legacy_view is not None and IDEMPOTENCY_HEADER in request.headers:
+            legacy = wrapped.keyed_legacy_view  # the key holds on the legacy path too
+        view = wrapped.new_view if route.serve_new else legacy
+        try:
+            response = self._writes.serve(name, view, args, view_args)
+        except Decline as declined:  # raised by build, before anything was written
+            served_by = _declined(name, declined)
+            response = self._writes.serve(name, legacy, args, view_args)
         response.headers[SERVED_BY_HEADER] = served_by
         return response
 
@@ -242,7 +242,7 @@ class Router:
                 response.headers[SERVED_BY_HEADER] = READ_MODEL
                 return response
             assert failure is not None
-            if not route.fallback:
+            if not route.fallback and not isinstance(failure[1], Decline):
                 raise failure[1]
             self._fall_back(wrapped.endpoint.name, route, failure, new_ms)
         elif route.compare:
@@ -265,8 +265,10 @@ class Router:
         models = self._read_model_names(wrapped.endpoint.name)
         try:
             # One snapshot for "are its read models current?" and the read itself, on a
-            # connection of its own: a change committed in between cannot slip through.
-            with read_snapshot(self._engine) as connection:
+            # connection of its own that the app's session shares (a query handler may
+            # use the app's models and serializers): a change committed in between
+            # cannot slip through.
+            with snapshot_for(self._engine, self._session) as connection:
                 stale = pending_models(connection, models)
                 if stale:
                     return None, ("stale", StaleReadModels(stale))
@@ -275,6 +277,8 @@ class Router:
         except DeadlineExceeded as exceeded:
             _roll_back(self._session)
             return None, ("timeout", exceeded)
+        except Decline as declined:
+            return None, ("declined", declined)
         except Exception as error:
             _roll_back(self._session)
             return None, ("error", error)
@@ -294,7 +298,7 @@ class Router:
             return self._app.make_response(wrapped.new_view(*args, **view_args))
         except CommandRejected as error:
             return self._app.make_response(self._render_error(error))
-        except DeadlineExceeded:
+        except (DeadlineExceeded, Decline):
             raise
         except Exception as error:
             # Re-raises what no handler takes.
@@ -308,13 +312,20 @@ class Router:
         """Count and log the failure; record it (with the legacy answer) once it exists.
         Stale read models are no failure of theirs: asked to catch up, not blamed."""
         reason, error = failure
+        if isinstance(error, Decline):
+            _declined(endpoint, error)
+            return
         metrics.fallbacks_total.labels(endpoint=endpoint, reason=reason).inc()
         stale = isinstance(error, StaleReadModels)
         if isinstance(error, StaleReadModels):
             self._refresh_later(error.models)
-            log.info("%s: read model changes pending (%s); served by legacy", endpoint, error)
+            logs.fallback.info(
+                "%s: read model changes pending (%s); served by legacy", endpoint, error
+            )
         else:
-            log.warning("%s: read model %s (%s); served by legacy", endpoint, reason, error)
+            logs.fallback.warning(
+                "%s: read model %s (%s); served by legacy", endpoint, reason, error
+            )
         path = display_path(request.environ)
         started = time.perf_counter()
         comparisons = self._comparisons
@@ -399,6 +410,14 @@ def _decorated(view: View, decorators: Sequence[ViewDecorator]) -> View:
     return view
 
 
+def _declined(endpoint: str, declined: Decline) -> str:
+    """Count a request the new path declined; legacy answers it."""
+    metrics.declined_total.labels(endpoint=endpoint, reason=declined.reason).inc()
+    logs.fallback.debug("%s: declined (%s); served by legacy", endpoint, declined.reason)
+    request.environ[_SERVED_BY_KEY] = LEGACY
+    return LEGACY
+
+
 def _existing_view(app: Flask, endpoint: str) -> Callable[..., Any]:
     try:
         return app.view_functions[endpoint]
@@ -423,4 +442,4 @@ def _roll_back(session: Any) -> None:
     try:
         session.rollback()
     except SQLAlchemyError:
-        log.exception("rollback after a failed read path failed")
+        logs.fallback.exception("rollback after a failed read path failed")

@@ -52,6 +52,17 @@ class Route:
     fallback: bool
 
 
+def next_step(kind: EndpointKind, stage: str, percent: float) -> tuple[str, float | None] | None:
+    """Where an endpoint at ``stage`` and ``percent`` goes next in its rollout: the rest of
+    its subjects at the same stage, else the following stage (at a percentage yet to
+    choose: None); None once it has no further to go."""
+    if stage in (LIVE, COMMAND) and percent < 100.0:
+        return stage, 100.0
+    order = STAGES[kind]
+    following = order.index(stage) + 1
+    return (order[following], None) if following < len(order) else None
+
+
 def check_stage(kind: EndpointKind, stage: str) -> str:
     """``stage`` if a ``kind`` endpoint has it, else :class:`ValidationFailed` naming it."""
     if stage not in STAGES[kind]:

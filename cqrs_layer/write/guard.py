@@ -19,7 +19,6 @@ extension keeps them in the database, so every process's gate agrees).
 
 from __future__ import annotations
 
-import logging
 import threading
 import weakref
 from collections.abc import Callable, Iterable, Iterator, Mapping
@@ -41,12 +40,10 @@ from sqlalchemy.engine import Connection
 from sqlalchemy.orm import Session
 from sqlalchemy.sql.dml import Update, UpdateBase
 
-from ..core import metrics, signals
+from ..core import logs, metrics, signals
 from ..core.errors import UnguardedWriteError
 from ..core.settings import GuardMode
 from .uow import active_unit_of_work, send_logging_failures
-
-log = logging.getLogger(__name__)
 
 NO_REQUEST = "<no request>"
 
@@ -135,7 +132,7 @@ class WriteGuard:
         if inside_command or not hit:
             return
         strict = mode == "strict"
-        log.warning(
+        logs.guard.warning(
             "write to %s outside a command (endpoint %s): read models kept only by "
             "projections will not hear of it%s",
             ", ".join(hit),

@@ -9,7 +9,6 @@ its transaction committed. On any exception it rolls back and nothing is kept.
 
 from __future__ import annotations
 
-import logging
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from contextvars import ContextVar
@@ -20,11 +19,9 @@ from flask import Flask
 from sqlalchemy import Connection
 from sqlalchemy.orm import Session
 
-from ..core import metrics, signals
+from ..core import logs, metrics, signals
 from ..core.messages import Event, StoredEvent
 from . import outbox
-
-log = logging.getLogger(__name__)
 
 
 class ProjectionApplier(Protocol):
@@ -113,4 +110,4 @@ def send_logging_failures(signal: NamedSignal, sender: Flask, **kwargs: Any) -> 
         try:
             receiver(sender, **kwargs)
         except Exception:
-            log.exception("%s receiver %r failed (the write stands)", signal.name, receiver)
+            logs.events.exception("%s receiver %r failed (the write stands)", signal.name, receiver)

@@ -1,15 +1,15 @@
-"""The tables the shop's migration to CQRS adds, for alembic's ``target_metadata``: the
-toolkit's own (outbox, projection tracking, idempotency keys, flags, comparisons) and the
-shop's read models."""
+"""The tables the shop's migration to CQRS adds: the toolkit's own (outbox, flags,
+comparisons, change capture, ...) and the shop's read models, for alembic's env.py and for
+tests that build the schema without migrating."""
 
 from __future__ import annotations
 
 from sqlalchemy import MetaData
 
-from cqrs_layer.schema import metadata as toolkit_metadata
+from cqrs_layer.schema import migration_metadata
 
-from .read_models import read_metadata
+from .read_models import READ_MODELS
 
 
 def cqrs_metadata() -> list[MetaData]:
-    return [toolkit_metadata, read_metadata]
+    return migration_metadata(read_models=READ_MODELS)

@@ -20,9 +20,11 @@ from flask import Flask, Request, Response
 from sqlalchemy import Connection
 
 from cqrs_layer import CQRS, CommandRejected, Query
+from cqrs_layer.schema import missing_tables
 
 from ..errors import ApiError, error_response
 from ..extensions import db
+from ..health import add_schema_check
 from .endpoints import WRITE_ENDPOINTS
 from .handlers import HANDLERS
 from .projections import PROJECTIONS
@@ -45,6 +47,7 @@ def render_toolkit_error(error: CommandRejected) -> tuple[Response, int]:
 def init_cqrs(app: Flask) -> None:
     app.config.setdefault("CQRS_ERROR_RENDERER", render_toolkit_error)
     cqrs.init_app(app, db)
+    add_schema_check(app, _toolkit_tables_missing)
     for model in READ_MODELS:
         cqrs.register_read_model(model, app=app)
     for projection in PROJECTIONS:
@@ -68,6 +71,11 @@ def init_cqrs(app: Flask) -> None:
             read_models=read.read_models,
             app=app,
         )
+
+
+def _toolkit_tables_missing(connection: Connection) -> str | None:
+    missing = missing_tables(connection)
+    return f"the toolkit's tables {', '.join(missing)} are missing" if missing else None
 
 
 def _query_builder(read: ReadEndpoint) -> Callable[[Request, dict[str, Any]], Query]:

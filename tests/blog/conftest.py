@@ -1,6 +1,8 @@
 """Fixtures for the blog's suite: its own database per backend, the app, a client, a CLI runner.
 
-Names start with ``blog_`` so they never shadow the shop's ``app``/``client`` fixtures.
+Names start with ``blog_`` so they never shadow the shop's ``app``/``client`` fixtures. The
+schema comes from the blog's migrations (``flask db upgrade``), as in production: they also
+create the toolkit's tables and install the read model's change capture.
 """
 
 from __future__ import annotations
@@ -11,7 +13,10 @@ from collections.abc import Iterator
 import pytest
 from flask import Flask
 from flask.testing import FlaskClient, FlaskCliRunner
-from sqlalchemy import create_engine, text
+from flask_migrate import upgrade
+from sqlalchemy import text
+
+from cqrs_layer.schema import metadata as cqrs_metadata
 
 from ..databases import backends, temporary_postgres_database
 from .app.extensions import db
@@ -34,9 +39,18 @@ def blog_database_url(request: pytest.FixtureRequest) -> Iterator[str]:
 
 
 def _create_tables(url: str) -> None:
-    engine = create_engine(url)
-    db.metadata.create_all(engine)
-    engine.dispose()
+    app = build_app(url)
+    with app.app_context():
+        upgrade()
+        db.engine.dispose()
+
+
+def _emptied() -> list:
+    """The blog's tables (read model included, declared once an app is built), then the
+    toolkit's: a DELETE's capture triggers write into cqrs_changes. cqrs_captures records
+    the installed triggers: kept."""
+    toolkit = (table for table in cqrs_metadata.sorted_tables if table.name != "cqrs_captures")
+    return [*reversed(db.metadata.sorted_tables), *toolkit]
 
 
 @pytest.fixture(scope="session")
@@ -62,9 +76,12 @@ def blog_app(blog_app_on_backend: Flask) -> Iterator[Flask]:
 def _empty_tables() -> None:
     with db.engine.begin() as conn:
         if conn.dialect.name == "postgresql":
-            conn.execute(text('TRUNCATE followers, post, "user" RESTART IDENTITY CASCADE'))
+            names = ", ".join(f'"{table.name}"' for table in _emptied())
+            conn.execute(text(f"TRUNCATE {names} RESTART IDENTITY CASCADE"))
+            # Capture marks every read model of a truncated table pending, after the fact.
+            conn.execute(text("TRUNCATE cqrs_changes"))
         else:
-            for table in reversed(db.metadata.sorted_tables):
+            for table in _emptied():
                 conn.execute(table.delete())
 
 

@@ -1,4 +1,5 @@
-"""`flask db upgrade` builds exactly the schema the models declare; downgrade removes it."""
+"""`flask db upgrade` builds exactly the schema the models and the toolkit declare (with the
+read model's change capture); downgrade removes it."""
 
 from __future__ import annotations
 
@@ -9,7 +10,9 @@ import pytest
 from alembic.autogenerate import compare_metadata
 from alembic.migration import MigrationContext
 from flask_migrate import downgrade, upgrade
-from sqlalchemy import inspect
+from sqlalchemy import inspect, text
+
+from cqrs_layer.schema import metadata as cqrs_metadata
 
 from ..databases import backends, temporary_postgres_database
 from .app.extensions import db
@@ -33,10 +36,15 @@ def test_upgrade_builds_the_models_schema_and_downgrade_drops_it(empty_database_
         try:
             upgrade()
             with db.engine.connect() as conn:
-                differences = compare_metadata(MigrationContext.configure(conn), db.metadata)
+                context = MigrationContext.configure(conn)
+                differences = compare_metadata(context, [db.metadata, cqrs_metadata])
                 tables = set(inspect(conn).get_table_names())
             assert differences == []
-            assert tables == {"alembic_version", "user", "post", "followers"}
+            blog = {"alembic_version", "user", "post", "followers", "user_stats"}
+            assert tables == blog | set(cqrs_metadata.tables)
+            with db.engine.connect() as conn:
+                captured = conn.execute(text("SELECT model FROM cqrs_captures")).scalars().all()
+            assert captured == ["user_stats"]
 
             downgrade(revision="base")
             assert inspect(db.engine).get_table_names() == ["alembic_version"]

@@ -132,7 +132,7 @@ def test_a_writer_outside_the_app_leaves_changes_pending_until_refreshed(
     assert_read_models_exact(app)
     assert pending(db_session) == 0
     again = runner.invoke(args=["cqrs", "refresh"])
-    assert again.output.strip() == "nothing pending"
+    assert again.stdout == "nothing pending\n"
 
 
 def test_a_write_to_a_column_no_read_model_reads_changes_nothing(app, db_session, shop):

@@ -1,8 +1,8 @@
 """The limits gunicorn.conf.py sets are the ones docs/api.md states, and gunicorn enforces them.
 
-A real gunicorn (the repo's config, one sync worker, a throwaway SQLite database) on a free
-port. Requests are written on raw sockets, so the test controls every byte of the request
-line and headers. What gunicorn refuses never reaches the app (HTML, as the docs say);
+A real gunicorn (the repo's config, one sync worker, a throwaway migrated SQLite database) on
+a free port. Requests are written on raw sockets, so the test controls every byte of the
+request line and headers. What gunicorn refuses never reaches the app (HTML, as the docs say);
 whatever gets through is the app's, so JSON, even when it is only just under a limit.
 """
 
@@ -19,6 +19,8 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+
+from legacy_app.migrate import upgrade_database
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 CONFIG = REPO_ROOT / "gunicorn.conf.py"
@@ -69,6 +71,7 @@ def target_of_line_length(length: int) -> str:
 @pytest.fixture(scope="module")
 def port(tmp_path_factory: pytest.TempPathFactory) -> Iterator[int]:
     database = tmp_path_factory.mktemp("gunicorn") / "shop.db"
+    upgrade_database(f"sqlite:///{database}")  # /healthz is 503 until it is migrated
     port = free_port()
     server = subprocess.Popen(
         [

@@ -160,6 +160,30 @@ def test_the_guide_has_bash_blocks_to_run():
     assert any("pytest tests/api" in block for block in blocks)
 
 
+#: The chapter about another app, and the files its Python blocks are excerpts of.
+OWN_APP_CHAPTER = "## Apply it to your own app"
+BLOG_FILES = [
+    REPO_ROOT / "tests" / "blog" / "app" / "__init__.py",
+    REPO_ROOT / "tests" / "blog" / "app" / "cqrs.py",
+    REPO_ROOT / "tests" / "blog" / "migrations" / "env.py",
+    *sorted((REPO_ROOT / "tests" / "blog" / "migrations" / "versions").glob("*.py")),
+    REPO_ROOT / "tests" / "blog" / "test_cqrs_live_users.py",
+]
+PYTHON_BLOCK = re.compile(r"^```python[ \t]*\n(.*?)^```[ \t]*$", re.MULTILINE | re.DOTALL)
+
+
+def test_the_own_app_chapters_python_blocks_are_the_blogs_code():
+    """What the chapter shows is what the tests run: each Python block is a verbatim
+    excerpt of one of the blog's files."""
+    chapter = GUIDE.read_text().split(OWN_APP_CHAPTER, 1)[1]
+    blocks = PYTHON_BLOCK.findall(chapter)
+    sources = [path.read_text() for path in BLOG_FILES]
+
+    assert len(blocks) >= 6
+    for block in blocks:
+        assert any(block in source for source in sources), f"not in the blog's code:\n{block}"
+
+
 def test_bash_block_extraction_ignores_other_fences():
     markdown = "```console\n$ make run\n```\ntext\n```bash\necho one\n```\n```bash\necho two\n```\n"
 

@@ -40,7 +40,7 @@ def record_live(parts: Rollout, count: int, outcome: str = "match", **fields: ob
 def test_a_failing_live_window_demotes_once(
     parts: Rollout, caplog: pytest.LogCaptureFixture
 ) -> None:
-    caplog.set_level(logging.WARNING, logger="cqrs_layer.rollout.demotion")
+    caplog.set_level(logging.WARNING, logger="cqrs.demotion")
     go_live(parts)
     record_live(parts, 3, "mismatch")
 
@@ -62,7 +62,7 @@ def test_a_failing_live_window_demotes_once(
     record_live(parts, 1, "mismatch")
     assert parts.demotion.check(READ) is False
     assert [e.actor for e in parts.flags.history(READ)] == [ACTOR, "ops"]
-    assert [r.getMessage() for r in caplog.records if r.name == "cqrs_layer.rollout.demotion"] == [
+    assert [r.getMessage() for r in caplog.records if r.name == "cqrs.demotion"] == [
         f"auto-demoted {READ} from live to shadow: {reason}"
     ]
 

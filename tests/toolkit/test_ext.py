@@ -181,7 +181,16 @@ def test_cli_outbox_shows_the_newest_events(toy_app: Flask, toy_runner: FlaskCli
 
 def test_cli_group_carries_every_command(toy_runner: FlaskCliRunner) -> None:
     output = toy_runner.invoke(args=["cqrs", "--help"]).stdout
-    for command in ("backfill", "flags", "outbox", "report", "routes", "verify"):
+    for command in (
+        "backfill",
+        "flags",
+        "outbox",
+        "refresh",
+        "report",
+        "routes",
+        "status",
+        "verify",
+    ):
         assert f"  {command}" in output
 
 
@@ -197,6 +206,7 @@ def test_the_public_surface_is_exactly_this() -> None:
         "ProjectionContext",
         "ReadModel",
         "ComparisonOptions",
+        "Decline",
         "CommandRejected",
         "ConcurrencyConflict",
         "DomainRuleViolated",
@@ -216,7 +226,22 @@ def test_the_public_surface_is_exactly_this() -> None:
     ("module", "names"),
     [
         ("cqrs_layer.sql", None),
-        ("cqrs_layer.schema", ["install_capture", "metadata", "remove_capture"]),
+        (
+            "cqrs_layer.schema",
+            [
+                "create_read_models",
+                "create_toolkit_tables",
+                "database_problem",
+                "drop_read_models",
+                "drop_toolkit_tables",
+                "install_capture",
+                "metadata",
+                "migration_metadata",
+                "missing_tables",
+                "remove_capture",
+                "unreachable",
+            ],
+        ),
         ("cqrs_layer.testing", None),
     ],
 )

@@ -1,7 +1,8 @@
 """``flask cqrs flags list|set|history``.
 
-Exit codes of ``set``: 0 changed (or already so), 1 refused by the gate or a concurrent
-change, 2 a bad argument (click's usage error).
+Exit codes of ``set``: 0 changed (or already so), 1 a concurrent change, 2 a bad argument
+(click's usage error), 3 refused by the promotion gate. Every command names its database
+on stderr first (tests/cqrs/test_cli_database.py): ``messages`` is what follows.
 """
 
 from __future__ import annotations
@@ -25,6 +26,13 @@ WRITERS = ("library.add_book", "library.lend_book", "library.rename_book")
 
 def flags_cli(runner: FlaskCliRunner, *args: str) -> Result:
     return runner.invoke(args=["cqrs", "flags", *args])
+
+
+def messages(result: Result) -> str:
+    """stderr without the line naming the database (absent when click refused the
+    arguments before the command ran)."""
+    first, _, rest = result.stderr.partition("\n")
+    return rest if first.startswith("database: ") else result.stderr
 
 
 def test_list_shows_every_wrapped_endpoint_under_a_header(toy_runner: FlaskCliRunner) -> None:
@@ -139,8 +147,8 @@ def test_bad_arguments_exit_2_with_the_reason(
     """Was: exit 1 (as for a gate refusal). A bad argument is now a usage error."""
     result = flags_cli(toy_runner, "set", *args)
     assert result.exit_code == 2
-    assert result.stderr.startswith("Usage: ")
-    assert f"\n{reason}" in result.stderr
+    assert messages(result).startswith("Usage: ")
+    assert f"\n{reason}" in messages(result)
     assert committed_rows(flags) == [] and committed_rows(flag_audit) == []
 
 
@@ -156,12 +164,13 @@ def test_a_bad_argument_among_several_endpoints_changes_none_of_them(
         assert committed_rows(flags) == [] and committed_rows(flag_audit) == []
 
 
-def test_a_gate_refusal_exits_1_listing_the_blockers_and_force_is_audited(
+def test_a_gate_refusal_exits_3_listing_the_blockers_and_force_is_audited(
     toy_runner: FlaskCliRunner,
 ) -> None:
+    """Was: exit 1, like a concurrent change. A refusal that waits on fixes is now 3."""
     refused = flags_cli(toy_runner, "set", READ, "live", "--percent", "5", "--reason", "go")
-    assert (refused.exit_code, refused.stderr) == (
-        1,
+    assert (refused.exit_code, messages(refused)) == (
+        3,
         "Error: refused: library.get_book cannot move to live:\n"
         "  - library.get_book is not ready: 0 of the 50 comparisons it needs "
         "(see flask cqrs report)\n"
@@ -185,8 +194,8 @@ def test_the_gate_accepts_once_the_endpoint_is_ready(
 ) -> None:
     assert flags_cli(toy_runner, "set", *WRITERS, "command", "--reason", "x").exit_code == 0
     refused = flags_cli(toy_runner, "set", READ, "live", "--percent", "5", "--reason", "go")
-    assert (refused.exit_code, refused.stderr.splitlines()[1]) == (
-        1,
+    assert (refused.exit_code, messages(refused).splitlines()[1]) == (
+        3,
         "  - library.get_book is not ready: 0 of the 50 comparisons it needs "
         "(see flask cqrs report)",
     )
@@ -205,7 +214,7 @@ def test_a_concurrent_change_exits_1(
 
     monkeypatch.setattr(toolkit.flags, "record", lost_the_race)
     result = flags_cli(toy_runner, "set", READ, "shadow", "--reason", "x")
-    assert (result.exit_code, result.stderr) == (
+    assert (result.exit_code, messages(result)) == (
         1,
         "Error: refused: the flag of library.get_book changed while this change ...\n",
     )
@@ -215,6 +224,6 @@ def test_history_of_an_unknown_endpoint_exits_2(toy_runner: FlaskCliRunner) -> N
     """Was: exit 1. An unknown endpoint is now a usage error, as in ``set``."""
     result = flags_cli(toy_runner, "history", "library.nope")
     assert result.exit_code == 2
-    assert "\nError: no wrapped endpoint named 'library.nope'" in result.stderr
+    assert "\nError: no wrapped endpoint named 'library.nope'" in messages(result)
     empty = flags_cli(toy_runner, "history")
     assert (empty.exit_code, empty.stdout) == (0, "no flag changes recorded\n")

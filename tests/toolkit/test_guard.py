@@ -69,7 +69,7 @@ def test_warn_mode_reports_an_orm_write_outside_a_command_and_lets_it_through(
     caplog: pytest.LogCaptureFixture,
 ) -> None:
     before = unguarded("books")
-    with caplog.at_level(logging.WARNING, logger="cqrs_layer.write.guard"):
+    with caplog.at_level(logging.WARNING, logger="cqrs.guard"):
         response = toy_client.post("/library/books", json={"title": "Dune", "copies": 1})
     assert response.status_code == 201
     assert count_rows(Book.__table__) == 1

@@ -28,6 +28,7 @@ from sqlalchemy import (
 from cqrs_layer import CQRS, ReadModel
 from cqrs_layer.ops.cli.read_models import backfill_command, verify_command
 from cqrs_layer.ops.context import toolkit_of
+from cqrs_layer.schema import metadata as toolkit_metadata
 
 metadata = MetaData()
 authors = Table(
@@ -92,6 +93,7 @@ def engine(app: Flask) -> Iterator[Engine]:
     engine = toolkit_of(app).engine
     metadata.drop_all(engine)
     metadata.create_all(engine)
+    toolkit_metadata.create_all(engine)  # the commands refuse a database without them
     with engine.begin() as conn:
         conn.execute(insert(authors), [{"id": 1, "name": "Ann"}, {"id": 2, "name": "Bob"}])
         conn.execute(insert(books), [{"id": 1, "author_id": 1}, {"id": 2, "author_id": 1}])

@@ -88,6 +88,7 @@ def test_report_numbers_from_a_known_history(shadow_app: Flask, runner: FlaskCli
         },
         "errors": {"legacy": 0, "new": 1},
         "fallbacks": 0,
+        "fallback_reasons": {},
         "ready_to_promote": False,
         "why": (
             "4 of the 50 comparisons it needs; 1 mismatch(es) in the last 4; "
@@ -113,7 +114,7 @@ def test_report_text(shadow_app: Flask, runner: FlaskCliRunner) -> None:
         "  stage: shadow (100%, sampling 100%)",
         "  samples: 4 (window 4), mismatch rate 25.0% (1/4)",
         "  latency ms: legacy p50 20.0 p95 40.0 | new p50 2.0 p95 3.0",
-        "  errors: legacy 0, new 1; fallbacks 0",
+        "  errors: legacy 0, new 1; fallbacks 0; legacy while changes pended 0",
         "  ready to promote: no (4 of the 50 comparisons it needs; 1 mismatch(es) in the last 4; "
         "1 new-path error(s) in the last 4)",
     ]
@@ -174,6 +175,7 @@ def test_report_after_real_comparisons_and_a_fallback(
     assert (report["stage"], report["samples"], report["fallbacks"]) == ("live", 3, 1)
     assert report["outcomes"] == {"match": 1, "mismatch": 1, "fallback": 1}
     assert report["errors"] == {"legacy": 0, "new": 1}
+    assert report["fallback_reasons"] == {"RuntimeError: boom": 1}
     [diff] = report["last_diffs"]
     assert diff["request"] == "GET /library/books/2"
     assert [(e["path"], e["kind"]) for e in diff["entries"]] == [("$", "type")]
@@ -205,6 +207,6 @@ def test_report_with_no_history(toy_runner: FlaskCliRunner) -> None:
     assert result.stdout.splitlines()[2:6] == [
         "  samples: 0 (window 0), mismatch rate 0.0% (0/0)",
         "  latency ms: legacy p50 - p95 - | new p50 - p95 -",
-        "  errors: legacy 0, new 0; fallbacks 0",
+        "  errors: legacy 0, new 0; fallbacks 0; legacy while changes pended 0",
         "  ready to promote: no (0 of the 50 comparisons it needs)",
     ]

@@ -354,7 +354,7 @@ def test_complete_falls_back_to_legacy_too(
 def test_a_wrong_read_model_in_live_is_auto_demoted_and_audited(
     make_toy_app: MakeToyApp, caplog: pytest.LogCaptureFixture
 ) -> None:
-    caplog.set_level(logging.WARNING, logger="cqrs_layer.rollout.demotion")
+    caplog.set_level(logging.WARNING, logger="cqrs.demotion")
     app, client = app_at(make_toy_app, "legacy", **DEMOTE_AFTER_3)
     corrupt_title("Dune (misprint)")
     toolkit = toolkit_of(app)
@@ -376,7 +376,7 @@ def test_a_wrong_read_model_in_live_is_auto_demoted_and_audited(
         False,
     )
     assert latest.reason == reason
-    assert [r.getMessage() for r in caplog.records if r.name == "cqrs_layer.rollout.demotion"] == [
+    assert [r.getMessage() for r in caplog.records if r.name == "cqrs.demotion"] == [
         f"auto-demoted {ENDPOINT} from live to shadow: {reason}"
     ]
     assert [(r["stage"], r["outcome"]) for r in history()] == [("live", "mismatch")] * 3

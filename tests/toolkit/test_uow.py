@@ -132,7 +132,7 @@ def test_a_failing_committed_receiver_does_not_undo_the_write(
         later.append(events[0].event_type)
 
     with (
-        caplog.at_level(logging.ERROR, logger="cqrs_layer.write.uow"),
+        caplog.at_level(logging.ERROR, logger="cqrs.events"),
         signals.events_committed.connected_to(failing, sender=toy_app),
         signals.events_committed.connected_to(healthy, sender=toy_app),
     ):

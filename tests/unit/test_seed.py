@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
 
+import pytest
 from sqlalchemy import func, select
 
 from legacy_app.extensions import db
@@ -269,6 +270,31 @@ def test_cli_seeds_deterministically(runner):
     assert runner.invoke(args=seed_args(4)).exit_code == 0
     # The CLI anchors the year of history at "now", so only timestamps may differ.
     assert dump(with_timestamps=False) == first
+
+
+def test_cli_with_now_seeds_the_same_rows_timestamps_included(runner):
+    """--now anchors the year of history at a fixed moment instead of the wall clock."""
+    now = "--now=2026-03-01T12:00:00+00:00"
+    assert runner.invoke(args=[*seed_args(4), now]).exit_code == 0
+    first = dump()
+    newest = db.session.scalar(select(func.max(Order.created_at)))
+    assert datetime(2026, 2, 1, tzinfo=UTC) < newest <= datetime(2026, 3, 1, 12, tzinfo=UTC)
+    delete_everything()
+    assert runner.invoke(args=[*seed_args(4), now]).exit_code == 0
+    assert dump() == first
+
+
+@pytest.mark.parametrize("value", ["yesterday", "2026-13-01"])
+def test_cli_refuses_a_now_that_is_not_an_iso_date_time(runner, value):
+    result = runner.invoke(args=["seed", f"--now={value}"])
+    assert result.exit_code == 2
+    assert "--now" in result.output and "ISO 8601" in result.output
+    assert count(Order) == 0
+
+
+def test_cli_help_says_the_data_depends_on_the_clock_unless_now_is_given(runner):
+    help_text = " ".join(runner.invoke(args=["seed", "--help"]).output.split())
+    assert "--now" in help_text and "the current time" in help_text
 
 
 def test_cli_if_empty_does_nothing_on_a_seeded_database(runner):

@@ -13,21 +13,31 @@ from ...rollout.flags import FlagState
 from ...rollout.stages import COMMAND, COMPLETE, LIVE, SHADOW
 from ..context import toolkit_of
 from .flags import flags_cli
+from .preflight import uses_database
 from .read_models import backfill_command, refresh_command, verify_command
 from .report import report_command
+from .status import status_command
 from .table import print_table
 
-cqrs_cli = AppGroup("cqrs", help="CQRS migration toolkit.")
+cqrs_cli = AppGroup(
+    "cqrs",
+    help="CQRS migration toolkit. Start with 'flask cqrs status'.\n\n"
+    "Exit codes: 0 done, 1 a check failed (verify, refresh, a concurrent flag change), 2 a "
+    "bad argument, 3 refused by the promotion gate, 4 the database cannot be used (not "
+    "created, unreachable, or not migrated).",
+)
 cqrs_cli.add_command(backfill_command)
 cqrs_cli.add_command(verify_command)
 cqrs_cli.add_command(refresh_command)
 cqrs_cli.add_command(flags_cli)
 cqrs_cli.add_command(report_command)
+cqrs_cli.add_command(status_command)
 
 OUTBOX_SHOWN = 20
 
 
 @cqrs_cli.command("routes")
+@uses_database
 def routes_command() -> None:
     """Each wrapped endpoint and which path a request to it gets now."""
     flags = toolkit_of().flags.all()
@@ -71,6 +81,7 @@ def _split(new_path: str, percent: float) -> str:
     help="How many of the newest events.",
 )
 @click.option("--payload", is_flag=True, help="Print each event's payload too.")
+@uses_database
 def outbox_command(count: int, payload: bool) -> None:
     """The newest events in the outbox, oldest first."""
     with toolkit_of().engine.connect() as connection:

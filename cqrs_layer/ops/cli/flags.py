@@ -1,10 +1,11 @@
 """``flask cqrs flags list|set|history``: see and change the flags from a shell.
 
-Exit codes of ``set``: 0 changed (or already so), 1 refused by the promotion gate or by a
-concurrent change, 2 a bad argument (unknown endpoint, a stage the endpoint's kind has
-not, a percentage outside 0..100, a sample rate outside 0..1, no reason). A bad argument
-changes nothing. With several endpoints, each is changed in turn: a refusal stops there,
-and the ones before it, already printed as changed, stay changed.
+Exit codes of ``set`` (:mod:`.exits`): 0 changed (or already so: nothing recorded), 1 a
+concurrent change (run it again), 2 a bad argument (unknown endpoint, a stage the
+endpoint's kind has not, a percentage outside 0..100, a sample rate outside 0..1, no
+reason), 3 refused by the promotion gate. A bad argument changes nothing. With several
+endpoints, each is gated and audited on its own, in turn: a refusal stops there, and the
+ones before it, already printed as changed, stay changed.
 """
 
 from __future__ import annotations
@@ -20,6 +21,8 @@ from ...rollout.flags import FlagState
 from ...rollout.gate import PromotionRefused
 from ...rollout.stages import check_stage
 from ..context import toolkit_of
+from .exits import Refused
+from .preflight import uses_database
 from .table import print_table
 
 flags_cli = AppGroup("flags", help="Per-endpoint stages and rollout percentages.")
@@ -27,6 +30,7 @@ flags_cli = AppGroup("flags", help="Per-endpoint stages and rollout percentages.
 
 @flags_cli.command("list")
 @click.option("--json", "as_json", is_flag=True, help="Print JSON instead of a table.")
+@uses_database
 def list_command(as_json: bool) -> None:
     """Every wrapped endpoint's stage, percentage and sample rate."""
     flags = toolkit_of().flags.all()
@@ -46,11 +50,22 @@ def list_command(as_json: bool) -> None:
 
 @flags_cli.command("set")
 @click.argument("endpoints", nargs=-1, required=True, metavar="ENDPOINT... STAGE")
-@click.option("--percent", type=float, help="Share of subjects served the new path (0..100).")
-@click.option("--sample-rate", type=float, help="Share of requests compared (0..1).")
+@click.option(
+    "--percent",
+    type=float,
+    help="Share of subjects served the new path (0..100).",
+    show_default="unchanged at the same stage, else 100",
+)
+@click.option(
+    "--sample-rate",
+    type=float,
+    help="Share of requests compared (0..1).",
+    show_default="unchanged",
+)
 @click.option("--reason", required=True, help="Why; recorded in the audit log.")
-@click.option("--actor", default=None, help="Who; default cli:<login name>.")
+@click.option("--actor", help="Who; recorded in the audit log.", show_default="cli:<login name>")
 @click.option("--force", is_flag=True, help="Override a promotion gate refusal (audited).")
+@uses_database
 def set_command(
     endpoints: tuple[str, ...],
     percent: float | None,
@@ -60,8 +75,9 @@ def set_command(
     force: bool,
 ) -> None:
     """Move each ENDPOINT to STAGE (read: legacy|shadow|live|complete, write:
-    legacy|command). Several endpoints are changed one by one, in the order given; the
-    first refusal stops the rest."""
+    legacy|command). Several endpoints are changed one by one, in the order given, each
+    gated and audited on its own; the first refusal stops the rest. Setting what is
+    already so records nothing. Exits 3 when the promotion gate refuses."""
     if len(endpoints) < 2:
         raise click.UsageError("name at least one ENDPOINT and the STAGE to move it to")
     *names, stage = endpoints
@@ -87,10 +103,10 @@ def set_command(
             lines = [f"refused: {endpoint} cannot move to {stage}:"]
             lines += [f"  - {blocker.message}" for blocker in refused.blockers]
             lines.append("fix these, or pass --force with a --reason (the override is audited)")
-            _refuse("\n".join(lines))
+            raise Refused("\n".join(lines)) from None
         except CommandRejected as error:
             if error.status == 409:  # changed concurrently: retrying may work
-                _refuse(f"refused: {error.message}")
+                raise click.ClickException(f"refused: {error.message}") from None
             raise click.UsageError(error.message) from None
         flag = change.after
         if not change.changed:
@@ -101,8 +117,17 @@ def set_command(
 
 @flags_cli.command("history")
 @click.argument("endpoint", required=False)
-@click.option("--last", "-n", "limit", type=click.IntRange(min=1), default=20, show_default=True)
+@click.option(
+    "--last",
+    "-n",
+    "limit",
+    type=click.IntRange(min=1),
+    default=20,
+    show_default=True,
+    help="How many of the newest changes.",
+)
 @click.option("--json", "as_json", is_flag=True, help="Print JSON instead of lines.")
+@uses_database
 def history_command(endpoint: str | None, limit: int, as_json: bool) -> None:
     """Audited flag changes, newest first (of ENDPOINT, or of all)."""
     try:
@@ -122,10 +147,6 @@ def history_command(endpoint: str | None, limit: int, as_json: bool) -> None:
             f"{entry.to_stage} {_pct(entry.to_percent)}  by {entry.actor}"
             f"{'  FORCED' if entry.forced else ''}  {entry.reason or '-'}"
         )
-
-
-def _refuse(message: str) -> None:
-    raise click.ClickException(message)  # exit code 1; a UsageError exits 2
 
 
 def _describe(flag: FlagState) -> str:

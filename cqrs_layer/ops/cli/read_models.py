@@ -21,11 +21,13 @@ from ...read.backfill import backfill
 from ...read.refresh import Refresher
 from ...read.verify import RowDiff, VerifyReport, verify
 from ..context import toolkit_of
+from .preflight import uses_database
 
 
 @click.command("backfill")
 @click.argument("names", nargs=-1)
 @with_appcontext
+@uses_database
 def backfill_command(names: tuple[str, ...]) -> None:
     """Rebuild read models from the source tables (all when no NAME is given)."""
     engine, models = _engine_and_models(names)
@@ -43,6 +45,7 @@ def backfill_command(names: tuple[str, ...]) -> None:
 @click.option("--show", default=10, show_default=True, help="Differing rows to print per model.")
 @click.option("--json", "as_json", is_flag=True, help="Print one JSON document instead.")
 @with_appcontext
+@uses_database
 def verify_command(names: tuple[str, ...], repair: bool, show: int, as_json: bool) -> None:
     """Compare read models with their source; exit 1 unless all agree."""
     engine, models = _engine_and_models(names)
@@ -139,6 +142,7 @@ def _describe(diff: RowDiff) -> str:
     help="With --follow: seconds between looks when nothing is pending.",
 )
 @with_appcontext
+@uses_database
 def refresh_command(names: tuple[str, ...], follow: bool, interval: float) -> None:
     """Apply the changes other writers left pending (scripts, cron jobs, other services,
     psql): recompute the read-model rows of the keys they changed. With --follow, a

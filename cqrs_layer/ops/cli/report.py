@@ -8,9 +8,11 @@ import json
 from typing import Any
 
 import click
+from flask.cli import with_appcontext
 
 from ..context import toolkit_of
 from ..reporting import endpoint_report
+from .preflight import uses_database
 
 LAST_DIFFS = 5
 
@@ -21,11 +23,14 @@ LAST_DIFFS = 5
     "--last",
     "-n",
     type=click.IntRange(min=0),
-    default=None,
-    help=f"How many of the newest mismatches to show (default {LAST_DIFFS}).",
+    default=LAST_DIFFS,
+    show_default=True,
+    help="How many of the newest mismatches to show.",
 )
 @click.option("--json", "as_json", is_flag=True, help="Print the report as JSON.")
-def report_command(endpoints: tuple[str, ...], last: int | None, as_json: bool) -> None:
+@with_appcontext
+@uses_database
+def report_command(endpoints: tuple[str, ...], last: int, as_json: bool) -> None:
     """Per read endpoint: stage, samples, mismatch rate, latencies, errors, last diffs,
     and whether it is ready to promote."""
     toolkit = toolkit_of()
@@ -37,8 +42,7 @@ def report_command(endpoints: tuple[str, ...], last: int | None, as_json: bool) 
             f"(known: {', '.join(reads) or 'none'})",
             param_hint="ENDPOINTS",
         )
-    count = last if last is not None else LAST_DIFFS
-    reports = [endpoint_report(toolkit, name, count) for name in (endpoints or reads)]
+    reports = [endpoint_report(toolkit, name, last) for name in (endpoints or reads)]
     if as_json:
         click.echo(json.dumps(reports, indent=2, sort_keys=True, default=str))
         return
@@ -61,7 +65,8 @@ def format_report(report: dict[str, Any]) -> list[str]:
         f"p95 {_ms(latency['legacy']['p95'])} | new p50 {_ms(latency['new']['p50'])} "
         f"p95 {_ms(latency['new']['p95'])}",
         f"  errors: legacy {report['errors']['legacy']}, new {report['errors']['new']}; "
-        f"fallbacks {report['fallbacks']}",
+        f"fallbacks {report['fallbacks']}; legacy while changes pended "
+        f"{report['outcomes'].get('stale', 0)}",
         f"  ready to promote: {'yes' if report['ready_to_promote'] else 'no'} ({report['why']})",
     ]
     if report["last_diffs"]:

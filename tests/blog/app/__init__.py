@@ -46,6 +46,10 @@ def create_app(config=None):
 
     app.register_blueprint(cli_bp)
 
+    from .cqrs import init_cqrs
+
+    init_cqrs(app)
+
     return app
 
 

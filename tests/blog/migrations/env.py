@@ -4,6 +4,8 @@ from logging.config import fileConfig
 from alembic import context
 from flask import current_app
 
+from cqrs_layer.schema import metadata as cqrs_metadata
+
 # this is the Alembic Config object, which provides
 # access to the values within the .ini file in use.
 config = context.config
@@ -42,8 +44,8 @@ target_db = current_app.extensions["migrate"].db
 
 def get_metadata():
     if hasattr(target_db, "metadatas"):
-        return target_db.metadatas[None]
-    return target_db.metadata
+        return [target_db.metadatas[None], cqrs_metadata]
+    return [target_db.metadata, cqrs_metadata]
 
 
 def run_migrations_offline():
