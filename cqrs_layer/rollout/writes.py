@@ -14,7 +14,6 @@ Whichever path serves the request, it runs under the write bound
 
 from __future__ import annotations
 
-import logging
 from collections.abc import Callable
 from typing import Any
 
@@ -25,6 +24,7 @@ from sqlalchemy import Engine
 from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.orm import scoped_session
 
+from ..core import logs
 from ..core.errors import CommandRejected, ValidationFailed, rendered
 from ..core.messages import Command
 from ..core.settings import Settings
@@ -33,8 +33,6 @@ from ..write import claims, idempotency
 from ..write.bounded import bounded_writes
 from ..write.bus import CommandBus
 from ..write.uow import UnitOfWork, before_commit
-
-log = logging.getLogger(__name__)
 
 Build = Callable[[Request, dict[str, Any]], Any]
 Respond = Callable[[Any, dict[str, Any]], ResponseReturnValue]
@@ -209,7 +207,7 @@ class Writes:
         except idempotency.KeyAlreadyUsed:
             pass  # a concurrent request's response is kept instead: as good as ours
         except Exception:
-            log.exception(
+            logs.writes.exception(
                 "%s: could not %s Idempotency-Key %r; retries with it will be answered 409",
                 idem.endpoint,
                 what,
@@ -220,7 +218,7 @@ class Writes:
         try:
             self._session.rollback()
         except SQLAlchemyError:
-            log.exception("rollback after a failed write failed")
+            logs.writes.exception("rollback after a failed write failed")
 
 
 def _build(build: Build, view_args: dict[str, Any]) -> Command:
