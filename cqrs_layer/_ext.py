@@ -46,7 +46,7 @@ from .rollout.flags import FlagStore
 from .rollout.gate import Gate
 from .rollout.history import ComparisonHistory
 from .rollout.routing import Build, Respond, Router, ViewDecorator, mark_served_by
-from .write import bounded, guard
+from .write import bounded, claims, guard
 from .write.bus import CommandBus, CommandHandler
 from .write.middleware import standard_pipeline
 from .write.writers import WriterLog
@@ -124,6 +124,7 @@ class CQRS:
             keeping.Keeper(refresher, settings.refresh_timeout_ms, catch_up.ask),
         )
         bounded.install(db.session.session_factory.class_)
+        claims.install(db.session.session_factory.class_)
         router = Router(
             app,
             registry,

@@ -132,13 +132,28 @@ ETAG_HEADER: Schema = {
 }
 
 
-def json_response(description: str, schema: Schema, *, etag: bool = False) -> Schema:
+RETRY_AFTER_HEADER: Schema = {
+    "description": "Seconds after which the same request may succeed",
+    "schema": {"type": "string", "pattern": "^[0-9]+$"},
+}
+
+REPLAYED_HEADER: Schema = {
+    "description": "Present when this is the stored first response to an earlier request "
+    "with the same Idempotency-Key, replayed: the write did not run again",
+    "schema": {"const": "true"},
+}
+
+
+def json_response(
+    description: str, schema: Schema, *, etag: bool = False, headers: Schema | None = None
+) -> Schema:
     response: Schema = {
         "description": description,
         "content": {"application/json": {"schema": schema}},
     }
-    if etag:
-        response["headers"] = {"ETag": ETAG_HEADER}
+    headers = {**({"ETag": ETAG_HEADER} if etag else {}), **(headers or {})}
+    if headers:
+        response["headers"] = headers
     return response
 
 
@@ -152,10 +167,22 @@ ERROR_DESCRIPTIONS = {
     422: "Invalid input; `fields` names each bad field",
     503: "The database is unreachable",
 }
-#: What a 503 means on a write: the write guard (strict) refusing the legacy path.
+#: What else a 409 and a 422 mean on a write: its Idempotency-Key.
+WRITE_CONFLICT = (
+    f"{ERROR_DESCRIPTIONS[409]}; or a request with the same Idempotency-Key is still "
+    "running (`idempotency_key_in_use`, with Retry-After), or was applied but its response "
+    "lost (`idempotency_response_lost`: it is not applied again)"
+)
+WRITE_INVALID = (
+    f"{ERROR_DESCRIPTIONS[422]}; also a malformed Idempotency-Key, or one already used for "
+    "a different request (`field: Idempotency-Key`)"
+)
+#: What a 503 means on a write: it waited too long for a lock, or the write guard
+#: (strict) refuses the legacy path.
 WRITE_UNAVAILABLE = (
-    "The write guard (strict mode) refuses a write that bypasses the commands "
-    "(`unguarded_write`); nothing was written"
+    "The write waited longer than the server allows for data another transaction holds "
+    "(`write_timeout`, with Retry-After), or the write guard (strict mode) refuses a write "
+    "that bypasses the commands (`unguarded_write`); nothing was written"
 )
 
 
@@ -181,16 +208,25 @@ def write_responses(
     conditional: bool = False,
     etag: bool = False,
 ) -> Schema:
-    """The answers of a write: its own, plus what any write can answer (409 for a lost
-    race, 503 from a strict write guard), with a body 400/413/422, with If-Match 412."""
-    codes = set(errors) | {409}
+    """The answers of a write: its own (maybe replayed for an Idempotency-Key), plus what
+    any write can answer (409 for a lost race or a key in use, 422 for a bad key, 503 for
+    a lock waited out or a strict write guard), with a body 400/413, with If-Match 412."""
+    codes = set(errors)
     if body:
-        codes |= {400, 413, 422}
+        codes |= {400, 413}
     if conditional:
         codes.add(412)
     result = responses(status, description, schema, *sorted(codes), etag=etag)
-    result["503"] = json_response(WRITE_UNAVAILABLE, ref("Error"))
-    return result
+    replayed = {"Idempotent-Replayed": REPLAYED_HEADER}
+    if schema is None:
+        result[str(status)]["headers"] = replayed
+    else:
+        result[str(status)] = json_response(description, schema, etag=etag, headers=replayed)
+    retry_after = {"Retry-After": RETRY_AFTER_HEADER}
+    result["409"] = json_response(WRITE_CONFLICT, ref("Error"), headers=retry_after)
+    result["422"] = json_response(WRITE_INVALID, ref("Error"))
+    result["503"] = json_response(WRITE_UNAVAILABLE, ref("Error"), headers=retry_after)
+    return dict(sorted(result.items()))
 
 
 def path_param(name: str) -> Schema:
@@ -215,6 +251,21 @@ IF_MATCH: Schema = {
     "description": "Write only if the resource is still at one of these versions: its ETag "
     '("3"), or a list ("2", "3"). "*" or no header: write unconditionally. Weak tags '
     "(W/...) never match. Otherwise 412, and nothing is written.",
+}
+
+IDEMPOTENCY_KEY: Schema = {
+    "name": "Idempotency-Key",
+    "in": "header",
+    "required": False,
+    "schema": {
+        "type": "string",
+        "pattern": "^[ \\t]*[!-~](?:[ -~]{0,198}[!-~])?[ \\t]*$",
+    },
+    "description": "Makes a retry safe: 1..200 printable ASCII characters (surrounding "
+    "spaces stripped), new for every distinct write. The first successful response to a "
+    "request with this key on this operation is stored; the same request again gets it "
+    "back (Idempotent-Replayed: true) and writes nothing. The same key with another "
+    "request is a 422; while the first still runs, a 409 with Retry-After.",
 }
 
 PAGINATION = [
@@ -265,6 +316,9 @@ SCHEMAS: dict[str, Schema] = {
                             "validation_error",
                             "service_unavailable",
                             "unguarded_write",
+                            "write_timeout",
+                            "idempotency_key_in_use",
+                            "idempotency_response_lost",
                         ],
                     },
                     "message": {"type": "string"},
@@ -489,7 +543,7 @@ def order_transition(name: str, summary: str) -> Schema:
     return operation(
         f"{name}Order", summary, "orders",
         write_responses(200, "The order after the transition", ref("Order"), 404),
-        parameters=[ORDER_ID],
+        parameters=[ORDER_ID, IDEMPOTENCY_KEY],
     )  # fmt: skip
 
 
@@ -511,7 +565,7 @@ PATHS: dict[str, Schema] = {
         "post": operation(
             "createProduct", "Add a product", "products",
             write_responses(201, "The new product", ref("Product"), body=True, etag=True),
-            request=CREATE_PRODUCT,
+            parameters=[IDEMPOTENCY_KEY], request=CREATE_PRODUCT,
         ),
     },
     "/api/products/{product_id}": {
@@ -524,12 +578,12 @@ PATHS: dict[str, Schema] = {
             "updateProduct", "Change a product (not its stock)", "products",
             write_responses(200, "The product", ref("Product"), 404,
                             body=True, conditional=True, etag=True),
-            parameters=[PRODUCT_ID, IF_MATCH], request=UPDATE_PRODUCT,
+            parameters=[PRODUCT_ID, IF_MATCH, IDEMPOTENCY_KEY], request=UPDATE_PRODUCT,
         ),
         "delete": operation(
             "deleteProduct", "Delete a product that no order references", "products",
             write_responses(204, "Deleted", None, 404, conditional=True),
-            parameters=[PRODUCT_ID, IF_MATCH],
+            parameters=[PRODUCT_ID, IF_MATCH, IDEMPOTENCY_KEY],
         ),
     },
     "/api/products/{product_id}/restock": {
@@ -537,7 +591,7 @@ PATHS: dict[str, Schema] = {
             "restockProduct", "Add stock", "products",
             write_responses(200, "The product", ref("Product"), 404,
                             body=True, conditional=True, etag=True),
-            parameters=[PRODUCT_ID, IF_MATCH], request=RESTOCK,
+            parameters=[PRODUCT_ID, IF_MATCH, IDEMPOTENCY_KEY], request=RESTOCK,
         ),
     },
     "/api/products/{product_id}/reviews": {
@@ -549,7 +603,7 @@ PATHS: dict[str, Schema] = {
         "post": operation(
             "createProductReview", "Review a product", "products",
             write_responses(201, "The new review", ref("Review"), 404, body=True),
-            parameters=[PRODUCT_ID], request=CREATE_REVIEW,
+            parameters=[PRODUCT_ID, IDEMPOTENCY_KEY], request=CREATE_REVIEW,
         ),
     },
     "/api/categories": {
@@ -560,7 +614,7 @@ PATHS: dict[str, Schema] = {
         "post": operation(
             "createCategory", "Add a category", "products",
             write_responses(201, "The new category", ref("Category"), body=True),
-            request=CREATE_CATEGORY,
+            parameters=[IDEMPOTENCY_KEY], request=CREATE_CATEGORY,
         ),
     },
     "/api/customers": {
@@ -573,7 +627,7 @@ PATHS: dict[str, Schema] = {
         "post": operation(
             "createCustomer", "Add a customer (email is lower-cased)", "customers",
             write_responses(201, "The new customer", ref("Customer"), body=True, etag=True),
-            request=CREATE_CUSTOMER,
+            parameters=[IDEMPOTENCY_KEY], request=CREATE_CUSTOMER,
         ),
     },
     "/api/customers/{customer_id}": {
@@ -586,12 +640,12 @@ PATHS: dict[str, Schema] = {
             "updateCustomer", "Change email and/or name", "customers",
             write_responses(200, "The customer", ref("Customer"), 404,
                             body=True, conditional=True, etag=True),
-            parameters=[CUSTOMER_ID, IF_MATCH], request=UPDATE_CUSTOMER,
+            parameters=[CUSTOMER_ID, IF_MATCH, IDEMPOTENCY_KEY], request=UPDATE_CUSTOMER,
         ),
         "delete": operation(
             "deleteCustomer", "Delete a customer without orders", "customers",
             write_responses(204, "Deleted", None, 404, conditional=True),
-            parameters=[CUSTOMER_ID, IF_MATCH],
+            parameters=[CUSTOMER_ID, IF_MATCH, IDEMPOTENCY_KEY],
         ),
     },
     "/api/customers/{customer_id}/orders": {
@@ -612,7 +666,7 @@ PATHS: dict[str, Schema] = {
         "post": operation(
             "placeOrder", "Place an order; stock is taken in the same transaction", "orders",
             write_responses(201, "The new order", ref("Order"), body=True),
-            request=CREATE_ORDER,
+            parameters=[IDEMPOTENCY_KEY], request=CREATE_ORDER,
         ),
     },
     "/api/orders/{order_id}": {

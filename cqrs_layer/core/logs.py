@@ -14,7 +14,9 @@ with pytest's ``caplog`` (``caplog.at_level(logging.WARNING, logger="cqrs.guard"
 - ``cqrs.flags``: every stage change (the audit log's line), an unreadable flags table, an
   unknown stored stage;
 - ``cqrs.comparison``: a comparison that could not be run;
-- ``cqrs.events``: an events-committed receiver that raised (the write stands).
+- ``cqrs.events``: an events-committed receiver that raised (the write stands);
+- ``cqrs.writes``: a write that gave up waiting (``write_timeout``), an idempotent
+  response that could not be stored.
 
 The package adds a :class:`logging.NullHandler` to ``cqrs``: a library must not print to a
 terminal it does not own, so without a logging set-up in the app nothing is printed
@@ -36,5 +38,6 @@ projection = logging.getLogger("cqrs.projection")
 flags = logging.getLogger("cqrs.flags")
 comparison = logging.getLogger("cqrs.comparison")
 events = logging.getLogger("cqrs.events")
+writes = logging.getLogger("cqrs.writes")
 
-LOGGERS = (guard, fallback, demotion, refresh, projection, flags, comparison, events)
+LOGGERS = (guard, fallback, demotion, refresh, projection, flags, comparison, events, writes)

@@ -61,16 +61,18 @@ projection_tracking = Table(
 )
 
 #: The first response to a request carrying an ``Idempotency-Key``, replayed on retries.
+#: A row without a response is a claim: a legacy view's first commit took the key, and
+#: its response is stored once the view has answered (see :mod:`cqrs_layer.write.idempotency`).
 idempotency_keys = Table(
     "cqrs_idempotency_keys",
     metadata,
     Column("endpoint", String(200), nullable=False),
     Column("key", String(200), nullable=False),
     Column("request_hash", String(64), nullable=False),
-    Column("status_code", Integer, nullable=False),
-    Column("response_body", Text, nullable=False),
-    Column("response_headers", JSON, nullable=False),
-    Column("created_at", DateTime, nullable=False),  # naive UTC
+    Column("status_code", Integer, nullable=True),
+    Column("response_body", Text, nullable=True),
+    Column("response_headers", JSON, nullable=True),
+    Column("created_at", DateTime, nullable=False),  # naive UTC: the claim, or the response
     PrimaryKeyConstraint("endpoint", "key"),
 )
 

@@ -30,6 +30,7 @@ from ..core.settings import Settings
 from ..read.queries import QueryBus
 from ..read.refresh import pending_models
 from ..write.bus import CommandBus
+from ..write.idempotency import HEADER as IDEMPOTENCY_HEADER
 from .comparisons import (
     LEGACY,
     READ_MODEL,
@@ -49,7 +50,7 @@ from .diff import ComparisonOptions
 from .flags import FlagStore
 from .history import FALLBACK, STALE, ComparisonResult
 from .stages import COMMAND, STAGES, Route, check_stage, decide, subject_reader
-from .writes import Build, RenderError, Respond, Writes
+from .writes import Build, RenderError, Respond, View, Writes
 
 SERVED_BY_HEADER = "X-CQRS-Served-By"
 _SERVED_BY_KEY = "cqrs.served_by"  # on the request: an app context can outlive it
@@ -61,10 +62,12 @@ ViewDecorator = Callable[[Callable[..., Any]], Callable[..., Any]]
 @dataclass(frozen=True)
 class WrappedEndpoint:
     endpoint: Endpoint
-    legacy_view: Callable[..., Any]
-    new_view: Callable[..., Any]
+    legacy_view: View
+    new_view: View
     #: Read endpoint: how its comparisons diff the two answers.
     options: ComparisonOptions
+    #: Write endpoint: the legacy view for a request carrying an ``Idempotency-Key``.
+    keyed_legacy_view: View | None = None
 
 
 def default_read_respond(result: Any, _view_args: dict[str, Any]) -> ResponseReturnValue:
@@ -112,7 +115,7 @@ class Router:
         self._query_bus = query_bus
         self._comparisons = comparisons
         self._render_error = render_error
-        self._writes = Writes(session, settings, command_bus, render_error)
+        self._writes = Writes(session, engine, settings, command_bus, render_error)
         self._read_subject = subject_reader(settings)
         self.wrapped: dict[str, WrappedEndpoint] = {}
 
@@ -138,15 +141,23 @@ class Router:
                     f"{endpoint.kind} endpoint takes one of {', '.join(STAGES[endpoint.kind])}"
                 ) from None
         self._registry.add_endpoint(endpoint)
+        keyed_legacy_view = None
         if endpoint.kind == "write":
             new_view = self._writes.command_view(
                 endpoint.name, build, respond or default_write_respond
             )
+            keyed_legacy_view = _decorated(
+                self._writes.keyed_legacy_view(endpoint.name, legacy_view), decorators
+            )
         else:
             new_view = self._query_view(build, respond or default_read_respond)
-        for decorator in reversed(decorators):  # listed outermost first, like stacked @lines
-            new_view = decorator(new_view)
-        wrapped = WrappedEndpoint(endpoint, legacy_view, new_view, options or ComparisonOptions())
+        wrapped = WrappedEndpoint(
+            endpoint,
+            legacy_view,
+            _decorated(new_view, decorators),
+            options or ComparisonOptions(),
+            keyed_legacy_view,
+        )
         self.wrapped[endpoint.name] = wrapped
 
         @functools.wraps(legacy_view)
@@ -195,12 +206,15 @@ class Router:
         served_by = COMMAND if route.serve_new else LEGACY
         request.environ[_SERVED_BY_KEY] = served_by
         name = wrapped.endpoint.name
-        view = wrapped.new_view if route.serve_new else wrapped.legacy_view
+        legacy = wrapped.legacy_view
+        if wrapped.keyed_legacy_view is not None and IDEMPOTENCY_HEADER in request.headers:
+            legacy = wrapped.keyed_legacy_view  # the key holds on the legacy path too
+        view = wrapped.new_view if route.serve_new else legacy
         try:
             response = self._writes.serve(name, view, args, view_args)
         except Decline as declined:  # raised by build, before anything was written
             served_by = _declined(name, declined)
-            response = self._writes.serve(name, wrapped.legacy_view, args, view_args)
+            response = self._writes.serve(name, legacy, args, view_args)
         response.headers[SERVED_BY_HEADER] = served_by
         return response
 
@@ -388,6 +402,12 @@ class StaleReadModels(Exception):
     def __init__(self, models: list[str]) -> None:
         super().__init__(f"changes pending in {', '.join(models)}")
         self.models = models
+
+
+def _decorated(view: View, decorators: Sequence[ViewDecorator]) -> View:
+    for decorator in reversed(decorators):  # listed outermost first, like stacked @lines
+        view = decorator(view)
+    return view
 
 
 def _declined(endpoint: str, declined: Decline) -> str:

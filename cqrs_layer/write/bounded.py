@@ -15,7 +15,6 @@ write that waits for several locks in turn may take a few times the bound.
 
 from __future__ import annotations
 
-import logging
 import math
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -26,11 +25,9 @@ from sqlalchemy import Connection, event
 from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.orm import Session, SessionTransaction, scoped_session
 
-from ..core import metrics
+from ..core import logs, metrics
 from ..core.errors import WriteTimedOut
 from ..core.sql import bound_transaction, gave_up_waiting
-
-log = logging.getLogger(__name__)
 
 _bound_ms: ContextVar[float | None] = ContextVar("cqrs_write_bound_ms", default=None)
 _listened: set[type[Session]] = set()
@@ -58,7 +55,7 @@ def bounded_writes(
             raise
         _roll_back(session)
         metrics.write_timeouts_total.labels(endpoint=endpoint).inc()
-        log.warning(
+        logs.writes.warning(
             "%s: gave up waiting after %.0f ms (%s); rolled back, answered 503",
             endpoint,
             timeout_ms,
@@ -85,4 +82,4 @@ def _roll_back(session: scoped_session[Any]) -> None:
     try:
         session.rollback()
     except SQLAlchemyError:
-        log.exception("rollback after a write timeout failed")
+        logs.writes.exception("rollback after a write timeout failed")

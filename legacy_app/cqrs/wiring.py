@@ -35,9 +35,10 @@ cqrs = CQRS()
 
 
 def render_toolkit_error(error: CommandRejected) -> tuple[Response, int]:
-    """Toolkit refusals (idempotency key misuse, concurrency conflicts, command validation)
-    rendered by the shop's own error path: the same body shape, and the session rolled
-    back like after any other API error."""
+    """Toolkit refusals (idempotency key misuse, concurrency conflicts, command validation,
+    writes that waited too long for a lock) rendered by the shop's own error path: the same
+    body shape, and the session rolled back like after any other API error. (The toolkit
+    adds ``Retry-After`` where a refusal has one.)"""
     return error_response(
         ApiError(error.message, fields=error.fields, status=error.status, code=error.code)
     )

@@ -165,20 +165,43 @@ def test_required_text_refuses_blank_values_in_the_document_as_the_server_does(d
 # --- every status a write can answer is listed ----------------------------------------------
 
 
-def test_every_write_lists_conflicts_and_the_write_guard(document):
+def test_every_write_lists_conflicts_timeouts_and_the_write_guard(document):
     for path, method, operation in operations(document):
         if method not in WRITE_METHODS:
             continue
         responses = operation["responses"]
-        assert {"409", "503"} <= responses.keys(), (path, method)
+        names = {(p["in"], p["name"]) for p in operation["parameters"]}
+        assert {"409", "422", "503"} <= responses.keys(), (path, method)
+        assert ("header", "Idempotency-Key") in names, (path, method)
+        for status in ("409", "503"):  # idempotency_key_in_use; write_timeout
+            assert "Retry-After" in responses[status]["headers"], (path, method, status)
+        success = next(r for status, r in responses.items() if status.startswith("2"))
+        assert "Idempotent-Replayed" in success["headers"], (path, method)
         if "requestBody" in operation:
-            assert {"400", "413", "422"} <= responses.keys(), (path, method)
+            assert {"400", "413"} <= responses.keys(), (path, method)
         if (path, method) in CONDITIONAL_WRITES:
             assert "412" in responses, (path, method)
-            names = {(p["in"], p["name"]) for p in operation["parameters"]}
             assert ("header", "If-Match") in names, (path, method)
         else:
             assert "412" not in responses, (path, method)
+
+
+def test_the_idempotency_key_the_document_allows_is_the_one_the_server_takes(
+    client, shop, document
+):
+    create = document["paths"]["/api/categories"]["post"]
+    [parameter] = [p for p in create["parameters"] if p["name"] == "Idempotency-Key"]
+    pattern = parameter["schema"]["pattern"]
+    keys = ["k", " spaced out ", "x" * 200, "\tx\t", "", "  ", "x" * 201, "caf\u00e9", "a\tb"]
+    for number, key in enumerate(keys):
+        response = client.post(
+            "/api/categories", json={"name": f"C{number}"}, headers={"Idempotency-Key": key}
+        )
+        documented = re.fullmatch(pattern, key) is not None
+        if documented:
+            assert response.status_code == 201, (key, response.get_json())
+        else:
+            assert_error(response, 422, "validation_error", "Idempotency-Key")
 
 
 def test_error_codes_are_listed_in_the_document_and_in_docs(document):
@@ -191,6 +214,9 @@ def test_error_codes_are_listed_in_the_document_and_in_docs(document):
         "unguarded_write",
         "precondition_failed",
         "payload_too_large",
+        "write_timeout",
+        "idempotency_key_in_use",
+        "idempotency_response_lost",
     ):
         assert code in listed
         assert f"`{code}`" in docs

@@ -1,7 +1,10 @@
 """Retries and races on the write path.
 
-- ``Idempotency-Key`` on POST /api/orders: a retry (sequential or concurrent) answers the
-  first response and places one order; a key reused for another body is refused.
+- ``Idempotency-Key`` on POST /api/orders, on both write paths (the command and the legacy
+  view, which commits by itself): a retry (sequential or concurrent) answers the first
+  response and places one order; a key reused for another body is refused; a first
+  attempt that failed is not remembered; a first attempt whose response could not be
+  stored after its commit is never run again.
 - Optimistic concurrency (``version_id_col``): two requests that read the same version of
   a product or customer and both PATCH it: one wins, the other gets a 409 and nothing of
   it is kept, on the command path and on the legacy path alike.
@@ -10,11 +13,15 @@
 from __future__ import annotations
 
 import threading
+from datetime import datetime
 
 import pytest
-from sqlalchemy import func, select
+from sqlalchemy import func, select, update
 
-from cqrs_layer.core.tables import outbox
+from cqrs_layer.core.tables import idempotency_keys, outbox
+from cqrs_layer.ops.context import toolkit_of
+from cqrs_layer.write import idempotency
+from legacy_app.extensions import db
 from legacy_app.models import Customer, Order, Product, Stock
 from legacy_app.services import catalog as catalog_services
 from legacy_app.services import customers as customer_services
@@ -23,6 +30,9 @@ from ..factories import CustomerFactory, ProductFactory
 from ..variants import COMMANDS, LEGACY
 
 ORDER = {"customer_id": 1, "lines": [{"product_id": 1, "quantity": 2}]}
+#: The legacy shop with a short CQRS_WRITE_TIMEOUT_MS, which also bounds how long a
+#: duplicate waits for the first request's response: quick tests of the waiting.
+LEGACY_QUICK = LEGACY.with_settings(CQRS_WRITE_TIMEOUT_MS=300)
 
 
 @pytest.fixture
@@ -75,24 +85,32 @@ def run_together(app, calls):
     return results
 
 
+def expected_events(app_variant):
+    """The command path records the order's event; the legacy view records none."""
+    return ["OrderPlaced"] if app_variant.write_stage == "command" else []
+
+
 # -- idempotency ---------------------------------------------------------------------------
 
 
-def test_a_retry_answers_the_first_response_and_places_one_order(client, db_session, shop):
+@both_write_paths
+def test_retries_answer_the_first_response_and_place_one_order(
+    client, db_session, shop, app_variant
+):
     headers = {"Idempotency-Key": "order-abc"}
-    first = client.post("/api/orders", json=ORDER, headers=headers)
-    retry = client.post("/api/orders", json=ORDER, headers=headers)
+    first, *retries = [client.post("/api/orders", json=ORDER, headers=headers) for _ in range(3)]
 
-    assert first.status_code == retry.status_code == 201
-    assert retry.get_json() == first.get_json()
-    assert retry.get_json()["id"] == 1
-    assert retry.headers["Idempotent-Replayed"] == "true"
+    assert [r.status_code for r in (first, *retries)] == [201, 201, 201]
+    assert [r.get_json() for r in retries] == [first.get_json()] * 2
+    assert first.get_json()["id"] == 1
+    assert [r.headers["Idempotent-Replayed"] for r in retries] == ["true", "true"]
     assert "Idempotent-Replayed" not in first.headers
     assert order_count(db_session) == 1
     assert stock(db_session) == 3
-    assert outbox_types(db_session) == ["OrderPlaced"]
+    assert outbox_types(db_session) == expected_events(app_variant)
 
 
+@both_write_paths
 def test_another_key_places_another_order(client, db_session, shop):
     client.post("/api/orders", json=ORDER, headers={"Idempotency-Key": "one"})
     second = client.post("/api/orders", json=ORDER, headers={"Idempotency-Key": "two"})
@@ -102,6 +120,7 @@ def test_another_key_places_another_order(client, db_session, shop):
     assert order_count(db_session) == 2
 
 
+@both_write_paths
 def test_a_key_reused_for_another_request_is_refused(client, db_session, shop):
     client.post("/api/orders", json=ORDER, headers={"Idempotency-Key": "k"})
     other = {"customer_id": 1, "lines": [{"product_id": 1, "quantity": 1}]}
@@ -116,6 +135,7 @@ def test_a_key_reused_for_another_request_is_refused(client, db_session, shop):
     assert stock(db_session) == 3
 
 
+@both_write_paths
 def test_a_failed_request_is_not_remembered_so_its_retry_can_succeed(client, db_session, shop):
     big = {"customer_id": 1, "lines": [{"product_id": 1, "quantity": 7}]}
     headers = {"Idempotency-Key": "big-order"}
@@ -131,18 +151,99 @@ def test_a_failed_request_is_not_remembered_so_its_retry_can_succeed(client, db_
     assert stock(db_session) == 0
 
 
-def test_concurrent_retries_place_one_order(app, db_session, shop):
+@both_write_paths
+def test_ten_concurrent_sends_of_one_key_place_one_order(app, db_session, shop):
+    """Every answer is the first response (201, replayed) or 409 idempotency_key_in_use
+    while the first is still running; never a 5xx, never a second order."""
+
     def post(client):
         response = client.post("/api/orders", json=ORDER, headers={"Idempotency-Key": "race"})
-        return response.status_code, response.get_json()
+        return response.status_code, response.get_json(), dict(response.headers)
 
-    results = run_together(app, [post, post, post])
+    results = run_together(app, [post] * 10)
 
-    assert [status for status, _ in results] == [201, 201, 201]
-    assert [body for _, body in results] == [results[0][1]] * 3
+    assert {status for status, _, _ in results} <= {201, 409}, results
+    created = [(body, headers) for status, body, headers in results if status == 201]
+    originals = [body for body, headers in created if "Idempotent-Replayed" not in headers]
+    assert len(originals) == 1, results
+    assert all(body == originals[0] for body, _ in created)
+    for status, body, headers in results:
+        if status == 409:
+            assert body["error"]["code"] == "idempotency_key_in_use", body
+            assert int(headers["Retry-After"]) >= 1
     assert order_count(db_session) == 1
     assert stock(db_session) == 3
-    assert outbox_types(db_session) == ["OrderPlaced"]
+    assert idempotency_rows() == [("orders.place_order", "race", 201)]
+
+
+def idempotency_rows():
+    with db.engine.connect() as connection:
+        rows = connection.execute(
+            select(
+                idempotency_keys.c.endpoint, idempotency_keys.c.key, idempotency_keys.c.status_code
+            )
+        )
+        return [tuple(row) for row in rows]
+
+
+@pytest.mark.parametrize("app_variant", [LEGACY_QUICK], indirect=True, ids=["legacy"])
+def test_a_response_lost_after_the_commit_never_runs_the_order_again(
+    client, db_session, shop, monkeypatch
+):
+    """The legacy view commits by itself; its response is stored afterwards. If storing it
+    fails (a crash in between), the key stays claimed by the committed order: a retry is
+    answered 409, never served by running the view again."""
+
+    def storage_fails(*_args, **_kwargs):
+        raise RuntimeError("the server stopped here")
+
+    monkeypatch.setattr(idempotency, "complete", storage_fails)
+    headers = {"Idempotency-Key": "crashed"}
+    first = client.post("/api/orders", json=ORDER, headers=headers)
+    monkeypatch.undo()
+    retry = client.post("/api/orders", json=ORDER, headers=headers)
+
+    assert first.status_code == 201  # the order committed: the client is told so
+    assert retry.status_code == 409
+    error = retry.get_json()["error"]
+    assert error["code"] == "idempotency_key_in_use"
+    assert int(retry.headers["Retry-After"]) >= 1
+    assert order_count(db_session) == 1
+    assert stock(db_session) == 3
+
+    # Long after (no request runs that long), the claim is known to have lost its response.
+    with db.engine.begin() as connection:
+        connection.execute(update(idempotency_keys).values(created_at=datetime(2000, 1, 1)))
+    later = client.post("/api/orders", json=ORDER, headers=headers)
+
+    assert later.status_code == 409
+    error = later.get_json()["error"]
+    assert error["code"] == "idempotency_response_lost"
+    assert "Retry-After" not in later.headers
+    assert order_count(db_session) == 1
+
+
+@pytest.mark.parametrize("app_variant", [LEGACY], indirect=True, ids=["legacy"])
+def test_a_key_used_on_the_legacy_path_holds_after_the_endpoint_moves_to_its_command(
+    app, client, db_session, shop
+):
+    headers = {"Idempotency-Key": "across-stages"}
+    first = client.post("/api/orders", json=ORDER, headers=headers)
+    toolkit = toolkit_of(app)
+    toolkit.changes.change(
+        "orders.place_order", "command", actor="test", reason="rollout", force=True
+    )
+    toolkit.flags.invalidate()
+
+    retry = client.post("/api/orders", json=ORDER, headers=headers)
+
+    assert (first.headers["X-CQRS-Served-By"], retry.headers["X-CQRS-Served-By"]) == (
+        "legacy",
+        "command",
+    )
+    assert (retry.status_code, retry.headers["Idempotent-Replayed"]) == (201, "true")
+    assert retry.get_json() == first.get_json()
+    assert order_count(db_session) == 1
 
 
 # -- optimistic concurrency ----------------------------------------------------------------

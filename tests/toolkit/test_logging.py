@@ -27,6 +27,7 @@ def test_one_logger_per_concern_under_cqrs_with_a_null_handler() -> None:
         "cqrs.guard",
         "cqrs.projection",
         "cqrs.refresh",
+        "cqrs.writes",
     ]
     assert any(isinstance(h, logging.NullHandler) for h in logging.getLogger("cqrs").handlers)
 
