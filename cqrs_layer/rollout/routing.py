@@ -17,13 +17,12 @@ from typing import Any
 
 from flask import Flask, Request, Response, after_this_request, request
 from flask.typing import ResponseReturnValue
-from pydantic import ValidationError
 from sqlalchemy import Engine
 from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.orm import scoped_session
 
 from ..core import logs, metrics
-from ..core.errors import CommandRejected, Decline, ValidationFailed
+from ..core.errors import CommandRejected, Decline
 from ..core.messages import Query
 from ..core.registry import Endpoint, EndpointKind, Registry
 from ..core.settings import Settings
@@ -50,7 +49,7 @@ from .diff import ComparisonOptions
 from .flags import FlagStore
 from .history import FALLBACK, STALE, ComparisonResult
 from .stages import COMMAND, STAGES, Route, check_stage, decide, subject_reader
-from .writes import Build, RenderError, Respond, View, Writes
+from .writes import Build, RenderError, Respond, View, Writes, built
 
 SERVED_BY_HEADER = "X-CQRS-Served-By"
 _SERVED_BY_KEY = "cqrs.served_by"  # on the request: an app context can outlive it
@@ -190,7 +189,7 @@ class Router:
 
     def _query_view(self, build: Build, respond: Respond) -> Callable[..., Any]:
         def serve_query(**view_args: Any) -> ResponseReturnValue:
-            return respond(self._query_bus.ask(_build(build, view_args)), view_args)
+            return respond(self._query_bus.ask(built(build, view_args, Query)), view_args)
 
         return serve_query
 
@@ -425,16 +424,6 @@ def _existing_view(app: Flask, endpoint: str) -> Callable[..., Any]:
         similar = difflib.get_close_matches(endpoint, list(app.view_functions), n=5, cutoff=0.5)
         hint = f"; did you mean {', '.join(similar)}?" if similar else ""
         raise LookupError(f"no endpoint named {endpoint!r} in app {app.name!r}{hint}") from None
-
-
-def _build(build: Build, view_args: dict[str, Any]) -> Query:
-    try:
-        query = build(request, view_args)
-    except ValidationError as exc:
-        raise ValidationFailed.from_pydantic(exc) from exc
-    if not isinstance(query, Query):
-        raise TypeError(f"build must return a Query, got {type(query).__name__}")
-    return query
 
 
 def _roll_back(session: Any) -> None:

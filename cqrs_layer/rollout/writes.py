@@ -15,7 +15,7 @@ Whichever path serves the request, it runs under the write bound
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import Any
+from typing import Any, TypeVar
 
 from flask import Request, Response, current_app, request
 from flask.typing import ResponseReturnValue
@@ -26,7 +26,7 @@ from sqlalchemy.orm import scoped_session
 
 from ..core import logs
 from ..core.errors import CommandRejected, ValidationFailed, rendered
-from ..core.messages import Command
+from ..core.messages import Command, Query
 from ..core.settings import Settings
 from ..core.sql import bound_transaction
 from ..write import claims, idempotency
@@ -35,6 +35,7 @@ from ..write.bus import CommandBus
 from ..write.uow import UnitOfWork, before_commit
 
 Build = Callable[[Request, dict[str, Any]], Any]
+M = TypeVar("M", Command, Query)
 Respond = Callable[[Any, dict[str, Any]], ResponseReturnValue]
 RenderError = Callable[[CommandRejected], ResponseReturnValue]
 View = Callable[..., Any]
@@ -76,7 +77,7 @@ class Writes:
                 earlier = self._earlier_answer(idem)
                 if earlier is not None:
                     return earlier
-            command = _build(build, view_args)
+            command = built(build, view_args, Command)
             if idem is None:
                 return respond(self._command_bus.dispatch(command), view_args)
             return self._dispatch_idempotently(idem, command, respond, view_args)
@@ -221,11 +222,13 @@ class Writes:
             logs.writes.exception("rollback after a failed write failed")
 
 
-def _build(build: Build, view_args: dict[str, Any]) -> Command:
+def built(build: Build, view_args: dict[str, Any], expected: type[M]) -> M:
+    """The message ``build`` makes of the current request: its validation errors are the
+    client's (422), a message of another kind is the wiring's mistake."""
     try:
-        command = build(request, view_args)
+        message = build(request, view_args)
     except ValidationError as exc:
         raise ValidationFailed.from_pydantic(exc) from exc
-    if not isinstance(command, Command):
-        raise TypeError(f"build must return a Command, got {type(command).__name__}")
-    return command
+    if not isinstance(message, expected):
+        raise TypeError(f"build must return a {expected.__name__}, got {type(message).__name__}")
+    return message

@@ -168,9 +168,9 @@ def test_two_racing_requests_with_one_key_write_once(
     hits the primary key, so A's whole command rolls back and A replays B's response."""
     toy_client.post("/library/books", json={"title": "Dune", "copies": 5})
     raced: list[Any] = []
-    real_build = writes._build
+    real_build = writes.built
 
-    def build_then_let_b_win(build: Any, view_args: dict[str, Any]) -> Any:
+    def build_then_let_b_win(build: Any, view_args: dict[str, Any], expected: Any) -> Any:
         if not raced:
             raced.append(True)
             with toy_app.app_context():  # B: its own app context, session and connection
@@ -181,10 +181,10 @@ def test_two_racing_requests_with_one_key_write_once(
                         headers=key("race", **AUTH),
                     )
                 )
-        return real_build(build, view_args)
+        return real_build(build, view_args, expected)
 
     # A's command is built after its key check: the moment B gets in.
-    monkeypatch.setattr(writes, "_build", build_then_let_b_win)
+    monkeypatch.setattr(writes, "built", build_then_let_b_win)
     a = toy_client.post(
         "/library/books/1/loans", json={"borrower": "ann"}, headers=key("race", **AUTH)
     )
