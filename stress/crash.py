@@ -1,13 +1,13 @@
 """Crash: writes while workers die, then the whole server dies, then the books are checked.
 
 Clients place, pay, cancel and ship orders on the command path for ``crash_seconds``
-while a killer SIGKILLs a random gunicorn worker about every ``crash_kill_every`` seconds
-(the master starts a new one). Then master and workers are SIGKILLed together and the
-server is started again on the same database. Every write a client got a 2xx for must be
-there, in the state of its last acknowledged transition (a transition that got no answer
-may or may not have happened: the order is then allowed either state, and left alone).
-The outbox must hold exactly the events of what committed, stock must add up, and
-``flask cqrs verify`` must be clean.
+(longer, until ``crash_min_orders`` were acknowledged) while a killer SIGKILLs a random
+gunicorn worker about every ``crash_kill_every`` seconds (the master starts a new one). Then
+master and workers are SIGKILLed together and the server is started again on the same
+database. Every write a client got a 2xx for must be there, in the state of its last
+acknowledged transition (a transition that got no answer may or may not have happened: the
+order is then allowed either state, and left alone). The outbox must hold exactly the events
+of what committed, stock must add up, and ``flask cqrs verify`` must be clean.
 """
 
 from __future__ import annotations
@@ -85,7 +85,7 @@ def run(ctx: ScenarioContext) -> ScenarioResult:
     with ctx.template.copy("crash") as url, connected(url) as engine:
         first_position = _last_outbox_position(engine)
         with running(ctx.server("crash", url, env=env)) as server:
-            _attack(ctx, server, ledger, tally, kills)
+            attacked = _attack(ctx, server, ledger, tally, kills)
             ctx.say(f"  {len(kills)} workers killed; killing master and workers, restarting")
             server.kill()
             server.start()
@@ -98,7 +98,7 @@ def run(ctx: ScenarioContext) -> ScenarioResult:
     result.counts.drift_after = outcome.drifting_rows
     _judge(result, ledger, books, api_missing, outcome.describe(), outcome.clean, tally)
     result.details = {
-        "seconds_under_attack": ctx.sizes.crash_seconds,
+        "seconds_under_attack": round(attacked, 1),
         "clients": ctx.sizes.crash_clients,
         "acknowledged_by_event": dict(ledger.acknowledged),
         "in_doubt_by_event": dict(ledger.in_doubt),
@@ -113,7 +113,9 @@ def run(ctx: ScenarioContext) -> ScenarioResult:
 
 def _attack(
     ctx: ScenarioContext, server: ShopServer, ledger: Ledger, tally: Tally, kills: list[int]
-) -> None:
+) -> float:
+    """Write and kill until ``crash_seconds`` passed and ``crash_min_orders`` orders were
+    acknowledged (or four times ``crash_seconds``); returns the seconds it took."""
     sizes = ctx.sizes
 
     def client(index: int, stop: threading.Event) -> None:
@@ -167,8 +169,15 @@ def _attack(
                 continue
             kills.append(victim)
 
+    started = time.monotonic()
     with clients(sizes.crash_clients, client, "writer"), clients(1, killer, "killer"):
         time.sleep(sizes.crash_seconds)
+        while (
+            len(ledger.orders) < sizes.crash_min_orders
+            and time.monotonic() - started < 4 * sizes.crash_seconds
+        ):
+            time.sleep(0.1)
+    return time.monotonic() - started
 
 
 def _read_back(server: ShopServer, ledger: Ledger, tally: Tally) -> list[str]:

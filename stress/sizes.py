@@ -19,6 +19,11 @@ class Sizes:
     oversell_rounds: int
     # -- crash: clients writing while workers are killed
     crash_seconds: float
+    #: Orders that must be acknowledged before the attack ends (it goes on past
+    #: ``crash_seconds``, up to four times as long, on a machine too busy to reach them):
+    #: a crash that killed workers but lost nothing because nothing was written proves
+    #: nothing.
+    crash_min_orders: int
     crash_clients: int
     crash_kill_every: float
     # -- flag flips under read load
@@ -48,6 +53,7 @@ FULL = Sizes(
     oversell_buyers=60,
     oversell_rounds=3,
     crash_seconds=30.0,
+    crash_min_orders=100,
     crash_clients=8,
     crash_kill_every=1.5,
     flips=100,
@@ -73,6 +79,7 @@ QUICK = Sizes(
     oversell_buyers=30,
     oversell_rounds=1,
     crash_seconds=6.0,
+    crash_min_orders=15,
     crash_clients=6,
     crash_kill_every=0.6,
     flips=12,

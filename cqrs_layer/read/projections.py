@@ -34,6 +34,7 @@ from ..core.own_changes import own_condition
 from ..core.read_model import ReadModel
 from ..core.sql import batched_round_trips, bound_waits, dialect_insert_for, unbound_waits
 from ..core.tables import changes, projection_tracking
+from .refresh import wait_for_refreshes_of
 
 E = TypeVar("E", bound=Event)
 Handler = Callable[[Any, "ProjectionContext"], None]
@@ -160,6 +161,7 @@ class ProjectionDispatcher:
             savepoint = connection.begin_nested()
             try:
                 bound_waits(connection, self._timeout_ms)
+                wait_for_refreshes_of(connection, self._read_models_of(involved))
                 applied = self._dispatch(connection, stored_events, self._projections.values())
                 unbound_waits(connection)
                 savepoint.commit()
@@ -189,6 +191,10 @@ class ProjectionDispatcher:
         if not all(projection.read_models for projection in handling):
             return set()
         return {model.name for projection in handling for model in projection.read_models}
+
+    def _read_models_of(self, names: set[str]) -> list[ReadModel]:
+        found = {m.name: m for p in self._projections.values() for m in p.read_models}
+        return [found[name] for name in sorted(names)]
 
     def covered_read_models(self, stored_events: Sequence[StoredEvent]) -> set[str]:
         """The read models of the projections that handle every event in the batch."""

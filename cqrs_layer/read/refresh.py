@@ -334,11 +334,34 @@ def _as_type(python_type: type, value: Any) -> Any:
 def _lock_keys(connection: Connection, model: ReadModel, keys: list[tuple[Any, ...]]) -> None:
     """Transaction-scoped advisory locks on (model, key), taken in one order everywhere
     (sorted), so two refreshes never wait for each other in a cycle."""
-    hashes = sorted({_lock_id(model.name, key) for key in keys})
+    _lock_ids(connection, {_lock_id(model.name, key) for key in keys})
+
+
+def _lock_ids(connection: Connection, ids: set[int]) -> None:
     connection.execute(
         text("SELECT pg_advisory_xact_lock(h) FROM unnest(CAST(:hashes AS bigint[])) AS h"),
-        {"hashes": hashes},
+        {"hashes": sorted(ids)},
     )
+
+
+def wait_for_refreshes_of(connection: Connection, models: Iterable[ReadModel]) -> None:
+    """Take the refresh locks of the keys this transaction changed in ``models`` (what
+    its capture recorded), so that a hand-written projection's increments land on the
+    row a concurrent refresh wrote, not on one it deleted (PostgreSQL's READ COMMITTED
+    UPDATE skips a row deleted while it waited, and the increment would be lost).
+    Nothing to do on SQLite, where one transaction writes at a time."""
+    if connection.dialect.name != "postgresql":
+        return
+    by_name = {model.name: model for model in models}
+    ids = {
+        _lock_id(name, typed_key(by_name[name], key))
+        for name, pending in own_changes(connection).items()
+        if name in by_name
+        for key in pending.keys
+        if key is not None
+    }
+    if ids:
+        _lock_ids(connection, ids)
 
 
 def _lock_id(model: str, key: tuple[Any, ...]) -> int:

@@ -11,7 +11,8 @@ back to its savepoint and leaves the write's transaction usable.
 from __future__ import annotations
 
 import threading
-from collections.abc import Iterator
+import time
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 
 import pytest
@@ -19,7 +20,9 @@ from flask import Flask
 from flask.testing import FlaskClient
 from sqlalchemy import create_engine, text
 
+from cqrs_layer.read.refresh import recompute
 from cqrs_layer.testing import assert_read_models_exact
+from legacy_app.cqrs.read_models import catalog
 from legacy_app.extensions import db
 
 from ..factories import CustomerFactory, ProductFactory
@@ -117,3 +120,53 @@ def test_an_order_does_not_wait_for_the_catalogs_table(app, client, shop, backen
     assert finished_while_held, "the order waited for the session holding catalog_view"
     assert statuses == [201]
     catch_up(app)
+
+
+@contextmanager
+def refreshing_the_catalog_of(product_id: int) -> Iterator[Callable[[], None]]:
+    """A background refresh of one product's catalog row, held open mid-transaction (it
+    has deleted and re-inserted the row, computed from what was committed before the
+    order): what ``flask cqrs refresh`` or the app's background catch-up does while
+    orders keep coming. Yields what lets it commit."""
+    refresher = create_engine(db.engine.url)
+    try:
+        with refresher.connect() as connection:
+            recompute(connection, catalog, {(product_id,)})
+            yield connection.commit
+    finally:
+        refresher.dispose()
+
+
+def wait_until_a_session_waits_for_a_lock(backend: str, timeout: float = 10.0) -> None:
+    if backend == "sqlite":  # no view of its waiters: give the order time to reach the lock
+        time.sleep(0.3)
+        return
+    deadline = time.monotonic() + timeout
+    query = text(
+        "SELECT count(*) FROM pg_stat_activity "
+        "WHERE datname = current_database() AND wait_event_type = 'Lock'"
+    )
+    while time.monotonic() < deadline:
+        with db.engine.connect() as connection:
+            if connection.execute(query).scalar_one():
+                return
+        time.sleep(0.005)
+    raise AssertionError("no session ever waited for the refresh's lock")
+
+
+def test_an_orders_projection_never_undoes_a_concurrent_refresh(app, client, shop, backend):
+    # The projection adds the order to the catalog row (an UPDATE ... SET units = units +
+    # 1) while a refresh has replaced that row. On PostgreSQL, without waiting for the
+    # refresh's key lock, the UPDATE finds its row deleted, changes nothing, and the order
+    # is never counted in the catalog (seen under stress: 1 row drifting after a
+    # recovery). On SQLite the order waits for the one writer, the refresh.
+    _customer_id, product_id = shop
+    statuses: list[int] = []
+    order = threading.Thread(target=lambda: statuses.append(place_order(client, shop)))
+    with refreshing_the_catalog_of(product_id) as commit_the_refresh:
+        order.start()
+        wait_until_a_session_waits_for_a_lock(backend)
+        commit_the_refresh()
+    order.join(10)
+    assert statuses == [201]
+    assert_read_models_exact(app)
