@@ -143,7 +143,9 @@ class ProjectionDispatcher:
         model has capture, the projections run in a savepoint with short lock and
         statement timeouts, and if they fail (a read-model table gone, locked, a bug)
         only the savepoint is rolled back: the write goes on, and the keys the capture
-        recorded are recomputed by the refresh before commit, or left pending.
+        recorded are recomputed by the refresh before commit, or left pending. Those
+        projections first wait for any refresh of the keys the write changed (PostgreSQL),
+        so an increment never lands on a row a refresh is replacing.
         Events already applied are skipped.
 
         A projection that handles every event of the batch has made its read models

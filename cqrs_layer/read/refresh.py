@@ -19,7 +19,8 @@ Two callers:
 Concurrent refreshes of one key on PostgreSQL would race (each computing from a snapshot
 that misses the other's write, the later one overwriting the earlier), so a refresh takes
 a transaction-scoped advisory lock per key, in key order, before it computes: the second
-waits for the first to commit and then sees its write.
+waits for the first to commit and then sees its write. A hand-written projection takes the
+same locks before it adds to a row (:func:`wait_for_refreshes_of`).
 """
 
 from __future__ import annotations
