@@ -329,6 +329,7 @@ def measure_latencies(
     new_path = "legacy" if args.aa else "new"
     # An A/A run compares the plain legacy path with itself for the writes too.
     refresh_path, refresh_url = ("plain", plain_url) if args.aa else ("refresh", url)
+    capture_path, capture_url = ("plain", plain_url) if args.aa else ("capture", url)
     with (
         shop_server("legacy", url, "legacy", log_dir) as legacy_server,
         shop_server("new", url, new_path, log_dir) as new_server,
@@ -336,8 +337,10 @@ def measure_latencies(
         shop_server("new-refresh", refresh_url, refresh_path, log_dir) as refresh_server,
         shop_server("unwrapped", url, "legacy", log_dir, UNWRAPPED_APP) as unwrapped_server,
         shop_server("shadow", url, "shadow", log_dir) as shadow_server,
+        shop_server("capture", capture_url, capture_path, log_dir) as capture_server,
     ):
         legacy = Side("legacy", legacy_server, "legacy", allow_missing_header=args.aa)
+        capturing = Side("capture", capture_server, "legacy", allow_missing_header=args.aa)
         reads_on = "legacy" if args.aa else "read-model"
         writes_on = "legacy" if args.aa else "command"
         new_reads = Side("new", new_server, reads_on, allow_missing_header=args.aa)
@@ -399,7 +402,8 @@ def measure_latencies(
         candidates = {
             "write:orders.place_order": new_writes,
             "write:orders.place_order-refresh": refreshing,
-            "overhead:capture": legacy,
+            "overhead:capture": capturing,
+            "overhead:capture+refresh": legacy,
         }
         if args.aa:
             candidates = dict.fromkeys(candidates, refreshing)

@@ -33,6 +33,14 @@ PATH_ENV: dict[str, dict[str, str]] = {
         "FLASK_CQRS_DEFAULT_WRITE_STAGE": "legacy",
         "FLASK_CQRS_WRITE_GUARD": "off",
     },
+    # The legacy path on the migrated database with the refresh deferred: the write pays
+    # the capture triggers alone (what any writer the app does not run pays: a cron job,
+    # another service, psql), the keys are left pending.
+    "capture": {
+        "FLASK_CQRS_DEFAULT_READ_STAGE": "legacy",
+        "FLASK_CQRS_DEFAULT_WRITE_STAGE": "legacy",
+        "FLASK_CQRS_REFRESH_IN_WRITES": "false",
+    },
     "new": {
         "FLASK_CQRS_DEFAULT_READ_STAGE": "complete",
         "FLASK_CQRS_DEFAULT_WRITE_STAGE": "command",

@@ -118,11 +118,12 @@ class CQRS:
         background.append(comparisons)
         refresher = Refresher(lambda: registry.read_models)
         catch_up = CatchUp(refresher, engine, comparisons.pool)
-        keeping.install(
-            app,
-            db.session.session_factory.class_,
-            keeping.Keeper(refresher, settings.refresh_timeout_ms, catch_up.ask),
-        )
+        if settings.refresh_in_writes:
+            keeping.install(
+                app,
+                db.session.session_factory.class_,
+                keeping.Keeper(refresher, settings.refresh_timeout_ms, catch_up.ask),
+            )
         bounded.install(db.session.session_factory.class_)
         claims.install(db.session.session_factory.class_)
         router = Router(

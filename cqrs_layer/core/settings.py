@@ -61,6 +61,12 @@ class Settings(BaseModel):
     #: Apply the registered (hand-written) projections inside commands; off, every read
     #: model is kept by refresh-by-key alone.
     inline_projections: bool = Field(True, alias="CQRS_INLINE_PROJECTIONS")
+    #: Recompute the read-model rows a write changed inside the writing transaction, just
+    #: before it commits. Off, a write only records its changes (the capture triggers)
+    #: and commits: the app applies them after the first read that finds them pending
+    #: (that read and the next ones fall back to legacy meanwhile), or a
+    #: ``flask cqrs refresh --follow`` worker does. Writes pay less; live reads lag.
+    refresh_in_writes: bool = Field(True, alias="CQRS_REFRESH_IN_WRITES")
     #: Renders a refusal (``CommandRejected``) as a response: a callable or "module:function".
     error_renderer: ImportString[Callable[..., Any]] | None = Field(
         None, alias="CQRS_ERROR_RENDERER"

@@ -272,8 +272,10 @@ def bound_waits(connection: Connection, timeout_ms: float) -> None:
     rows, so it can go out in a batch of statements (:func:`batched_round_trips`)."""
     if connection.dialect.name == "postgresql":
         value = f"'{max(1, int(timeout_ms))}ms'"
-        connection.exec_driver_sql(f"SET LOCAL lock_timeout = {value}")
-        connection.exec_driver_sql(f"SET LOCAL statement_timeout = {value}")
+        # One round trip: without parameters psycopg sends both statements at once.
+        connection.exec_driver_sql(
+            f"SET LOCAL lock_timeout = {value}; SET LOCAL statement_timeout = {value}"
+        )
 
 
 def unbound_waits(connection: Connection) -> None:
@@ -285,8 +287,9 @@ def unbound_waits(connection: Connection) -> None:
     if bound_ms is not None:
         bound_waits(connection, bound_ms)
     else:
-        connection.exec_driver_sql("SET LOCAL lock_timeout TO DEFAULT")
-        connection.exec_driver_sql("SET LOCAL statement_timeout TO DEFAULT")
+        connection.exec_driver_sql(
+            "SET LOCAL lock_timeout TO DEFAULT; SET LOCAL statement_timeout TO DEFAULT"
+        )
 
 
 #: PostgreSQL's SQLSTATE for a write in a READ ONLY transaction.

@@ -26,15 +26,15 @@ from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any, TypeVar
 
-from sqlalchemy import Connection, Executable, delete
+from sqlalchemy import Connection, Executable
 
 from ..core import logs
 from ..core.messages import Event, StoredEvent
 from ..core.own_changes import own_condition
 from ..core.read_model import ReadModel
 from ..core.sql import batched_round_trips, bound_waits, dialect_insert_for, unbound_waits
-from ..core.tables import changes, projection_tracking
-from .refresh import wait_for_refreshes_of
+from ..core.tables import projection_tracking
+from .refresh import Pending, forget, own_changes, wait_for_refreshes_of
 
 E = TypeVar("E", bound=Event)
 Handler = Callable[[Any, "ProjectionContext"], None]
@@ -157,13 +157,17 @@ class ProjectionDispatcher:
         involved = self._involved(stored_events)
         if involved is None:
             return 0
+        covered = self.covered_read_models(stored_events)
+        # The projections write only read models, which have no capture: what the
+        # command's writes recorded is all there is, before and after they run.
+        own = own_changes(connection) if own_condition(connection) is not None else {}
         if not involved or not all(self._kept_by_capture(model) for model in involved):
             applied = self._dispatch(connection, stored_events, self._projections.values())
         else:
             savepoint = connection.begin_nested()
             try:
                 bound_waits(connection, self._timeout_ms)
-                wait_for_refreshes_of(connection, self._read_models_of(involved))
+                wait_for_refreshes_of(connection, self._read_models_of(involved), own)
                 applied = self._dispatch(connection, stored_events, self._projections.values())
                 unbound_waits(connection)
                 savepoint.commit()
@@ -174,12 +178,9 @@ class ProjectionDispatcher:
                     ", ".join(sorted(involved)),
                 )
                 return 0
-        covered = self.covered_read_models(stored_events)
-        condition = own_condition(connection)
-        if covered and condition is not None:
-            connection.execute(
-                delete(changes).where(changes.c.model.in_(sorted(covered)), condition)
-            )
+        # By id, not by model: the model index holds every change row deleted since the
+        # last vacuum, and a scan of it costs milliseconds.
+        forget(connection, [row_id for name in covered for row_id in own.get(name, Pending()).ids])
         return applied
 
     def _involved(self, stored_events: Sequence[StoredEvent]) -> set[str] | None:

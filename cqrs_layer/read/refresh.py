@@ -28,6 +28,7 @@ from __future__ import annotations
 import functools
 import hashlib
 import json
+import time
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import date, datetime
@@ -41,10 +42,13 @@ from sqlalchemy import (
     and_,
     bindparam,
     delete,
+    exists,
     func,
     insert,
+    literal,
     select,
     text,
+    union_all,
 )
 from sqlalchemy.exc import SQLAlchemyError
 
@@ -65,6 +69,9 @@ REBUILD_ABOVE = 20_000
 #: How many keys per model a writing transaction recomputes before it commits; a bigger
 #: write (a bulk import through the ORM) leaves the rest pending for the background.
 OWN_LIMIT = 200
+#: For this long after a writing transaction failed to refresh a model (its table gone,
+#: locked), the next writes try it in a savepoint of its own, not with the others.
+SUSPECT_SECONDS = 5.0
 
 
 @dataclass
@@ -104,8 +111,16 @@ class RefreshResult:
 
 
 class Refresher:
-    def __init__(self, read_models: Callable[[], Mapping[str, ReadModel]]) -> None:
+    def __init__(
+        self,
+        read_models: Callable[[], Mapping[str, ReadModel]],
+        *,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
         self._read_models = read_models
+        self._clock = clock
+        #: Model -> when a writing transaction last failed to refresh it (this process).
+        self._failed_at: dict[str, float] = {}
 
     # ------------------------------------------------------------ the writing transaction
 
@@ -114,13 +129,18 @@ class Refresher:
     ) -> RefreshResult:
         """Apply this transaction's own changes before it commits (SQLite, where they
         cannot be told apart: every change it can see), up to ``limit`` keys per model;
-        never raises for a read model that cannot be refreshed (see the module)."""
+        never raises for a read model that cannot be refreshed (see the module).
+
+        Every model is recomputed in one savepoint, its statements sent together: a
+        write pays a handful of round trips whatever the number of read models. Should
+        that fail, each model is tried again in a savepoint of its own, so one broken
+        read model leaves only its own keys pending; a model that failed in the last
+        ``SUSPECT_SECONDS`` goes straight to its own savepoint."""
         pending = own_changes(connection)
         if not pending:
             return RefreshResult({})
         models = self._read_models()
-        done: dict[str, int] = {}
-        failed: dict[str, str] = {}
+        work: dict[str, tuple[ReadModel, Pending]] = {}
         unfinished: set[str] = set()
         for name, everything in pending.items():
             model = models.get(name)
@@ -129,19 +149,47 @@ class Refresher:
             found = everything.first(limit)
             if len(found.rows) < len(everything.rows):
                 unfinished.add(name)
-            savepoint = connection.begin_nested()
-            try:
-                bound_waits(connection, timeout_ms)
-                recompute(connection, model, found.keys)
-                _forget(connection, found.ids)
-                unbound_waits(connection)
-                savepoint.commit()
-                done[name] = len(found.keys)
-            except SQLAlchemyError as error:
-                savepoint.rollback()  # the write goes on; its keys stay pending
-                failed[name] = f"{type(error).__name__}: {error}".splitlines()[0]
-                logs.refresh.warning("read model %s not refreshed (stays pending): %s", name, error)
+            work[name] = (model, found)
+        now = self._clock()
+        suspects = {
+            name
+            for name in work
+            if now - self._failed_at.get(name, -SUSPECT_SECONDS) < SUSPECT_SECONDS
+        }
+        together = {name: work[name] for name in work if name not in suspects}
+        alone = [name for name in work if name in suspects]
+        done: dict[str, int] = {}
+        failed: dict[str, str] = {}
+        if together and self._try(connection, together, timeout_ms) is None:
+            done.update({name: len(found.keys) for name, (_model, found) in together.items()})
+        else:
+            alone = sorted(set(alone) | set(together))
+        for name in alone:
+            why = self._try(connection, {name: work[name]}, timeout_ms)
+            if why is None:
+                done[name] = len(work[name][1].keys)
+                self._failed_at.pop(name, None)
+            else:
+                failed[name] = why
+                self._failed_at[name] = self._clock()
+                logs.refresh.warning("read model %s not refreshed (stays pending): %s", name, why)
         return RefreshResult(done, failed, frozenset(unfinished))
+
+    @staticmethod
+    def _try(
+        connection: Connection, work: Mapping[str, tuple[ReadModel, Pending]], timeout_ms: float
+    ) -> str | None:
+        """Recompute ``work`` in a savepoint; None when done, else why not (rolled back)."""
+        savepoint = connection.begin_nested()
+        try:
+            bound_waits(connection, timeout_ms)
+            recompute_many(connection, {model: found for model, found in work.values()})
+            unbound_waits(connection)
+            savepoint.commit()
+        except SQLAlchemyError as error:
+            savepoint.rollback()  # the write goes on; its keys stay pending
+            return f"{type(error).__name__}: {error}".splitlines()[0]
+        return None
 
     # ------------------------------------------------------------ changes left committed
 
@@ -185,7 +233,7 @@ class Refresher:
             if not found.ids:
                 return 0
             recompute(connection, model, found.keys)
-            _forget(connection, found.ids)
+            forget(connection, found.ids)
             return len(found.keys)
 
 
@@ -225,8 +273,17 @@ def pending_models(connection: Connection, models: Iterable[str]) -> list[str]:
     wanted = list(models)
     if not wanted:
         return []
-    query = select(changes.c.model).where(changes.c.model.in_(wanted)).distinct()
-    return sorted(connection.scalars(query))
+    # One EXISTS per model, not a DISTINCT over them: each stops at its first live row,
+    # and its index scan marks the dead entries it passes (the rows refreshes deleted,
+    # many until a vacuum) so the next read skips them; a bitmap scan would visit them
+    # all on every live read.
+    found = union_all(
+        *(
+            select(literal(name).label("model")).where(exists().where(changes.c.model == name))
+            for name in sorted(set(wanted))
+        )
+    )
+    return sorted(connection.scalars(found))
 
 
 def pending_counts(connection: Connection) -> dict[str, int]:
@@ -246,7 +303,7 @@ def decode(key: str | None) -> Key:
     return None if key is None else tuple(json.loads(key))
 
 
-def _forget(connection: Connection, ids: Sequence[int]) -> None:
+def forget(connection: Connection, ids: Sequence[int]) -> None:
     """Delete exactly the change rows applied: one committed meanwhile stays pending."""
     for start in range(0, len(ids), 1000):
         chunk = list(ids[start : start + 1000])
@@ -268,11 +325,35 @@ def recompute(connection: Connection, model: ReadModel, keys: set[Key]) -> None:
         return
     if connection.dialect.name == "postgresql":
         _lock_keys(connection, model, typed)
-    statements = _statements(model)
-    params = [{f"k{i}": value for i, value in enumerate(key)} for key in typed]
     with batched_round_trips(connection):
-        connection.execute(statements.delete_keyed, params)
-        connection.execute(statements.insert_keyed, params)
+        _replace_rows(connection, model, typed)
+
+
+def recompute_many(connection: Connection, work: Mapping[ReadModel, Pending]) -> None:
+    """Recompute the keys of several models and forget their change rows, with one lock
+    statement and one batch of statements for all of them (PostgreSQL)."""
+    keyed: dict[ReadModel, list[tuple[Any, ...]]] = {}
+    for model, found in work.items():
+        if None in found.keys:
+            recompute(connection, model, {None})
+        else:
+            keyed[model] = sorted({typed_key(model, k) for k in found.keys if k}, key=repr)
+    if connection.dialect.name == "postgresql":
+        ids = {_lock_id(m.name, key) for m, keys in keyed.items() for key in keys}
+        if ids:
+            _lock_ids(connection, ids)
+    with batched_round_trips(connection):
+        for model, keys in keyed.items():
+            if keys:
+                _replace_rows(connection, model, keys)
+        forget(connection, [row_id for found in work.values() for row_id in found.ids])
+
+
+def _replace_rows(connection: Connection, model: ReadModel, keys: list[tuple[Any, ...]]) -> None:
+    statements = _statements(model)
+    params = [{f"k{i}": value for i, value in enumerate(key)} for key in keys]
+    connection.execute(statements.delete_keyed, params)
+    connection.execute(statements.insert_keyed, params)
 
 
 @dataclass(frozen=True)
@@ -345,20 +426,21 @@ def _lock_ids(connection: Connection, ids: set[int]) -> None:
     )
 
 
-def wait_for_refreshes_of(connection: Connection, models: Iterable[ReadModel]) -> None:
-    """Take the refresh locks of the keys this transaction changed in ``models`` (what
-    its capture recorded), so that a hand-written projection's increments land on the
-    row a concurrent refresh wrote, not on one it deleted (PostgreSQL's READ COMMITTED
-    UPDATE skips a row deleted while it waited, and the increment would be lost).
-    Nothing to do on SQLite, where one transaction writes at a time."""
+def wait_for_refreshes_of(
+    connection: Connection, models: Iterable[ReadModel], own: Mapping[str, Pending]
+) -> None:
+    """Take the refresh locks of the keys this transaction changed in ``models`` (its
+    ``own`` changes, what its capture recorded), so that a hand-written projection's
+    increments land on the row a concurrent refresh wrote, not on one it deleted
+    (PostgreSQL's READ COMMITTED UPDATE skips a row deleted while it waited, and the
+    increment would be lost). Nothing to do on SQLite, where one transaction writes at
+    a time."""
     if connection.dialect.name != "postgresql":
         return
-    by_name = {model.name: model for model in models}
     ids = {
-        _lock_id(name, typed_key(by_name[name], key))
-        for name, pending in own_changes(connection).items()
-        if name in by_name
-        for key in pending.keys
+        _lock_id(model.name, typed_key(model, key))
+        for model in models
+        for key in own.get(model.name, Pending()).keys
         if key is not None
     }
     if ids:

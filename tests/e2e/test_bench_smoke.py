@@ -37,6 +37,7 @@ WRITE_RECORDS = [
     "write:orders.place_order",
     "write:orders.place_order-refresh",
     "overhead:capture",
+    "overhead:capture+refresh",
     "write:orders.pay_order",
     "write:orders.cancel_order",
 ]
@@ -45,6 +46,7 @@ TARGETS = {
     "write:orders.place_order": "ratio <= 1.5",
     "write:orders.place_order-refresh": "ratio <= 2",
     "overhead:capture": "ratio <= 1.15",
+    "overhead:capture+refresh": "ratio <= 2",
     "write-throughput:orders.place_order": ">= 0.8 x",
 }
 FLAG_EVAL_RECORDS = ["flag-eval:default", "flag-eval:live-50%"]

@@ -96,6 +96,26 @@ def test_a_live_read_with_changes_pending_is_served_by_legacy_until_caught_up(
     assert fresh.get_json()["available"] == 9
 
 
+def test_with_refresh_in_writes_off_a_write_only_records_and_reads_catch_up(
+    make_toy_app: MakeToyApp, toy_app: Flask, captured: None
+) -> None:
+    app, client = app_at(make_toy_app, "live", CQRS_REFRESH_IN_WRITES=False)
+    with app.app_context():
+        book = db.session.scalar(select(Book).where(Book.title == "Dune"))
+        assert book is not None
+        book.copies = 5
+        db.session.commit()
+    assert pending() == 1  # committed without recomputing the shelf
+
+    stale = client.get("/library/books/1")
+
+    assert (stale.headers["X-CQRS-Served-By"], stale.get_json()["available"]) == ("legacy", 5)
+    assert toolkit_of(app).comparisons.drain(10)
+    assert pending() == 0
+    fresh = client.get("/library/books/1")
+    assert (fresh.headers["X-CQRS-Served-By"], fresh.get_json()["available"]) == ("read-model", 5)
+
+
 def test_stale_fallbacks_are_no_errors_of_the_read_model(
     make_toy_app: MakeToyApp, toy_app: Flask, captured: None
 ) -> None:
